@@ -1,0 +1,43 @@
+"""The synchronous facade: run coroutines on one private event loop in a daemon thread.
+
+One loop for the whole process lets sync calls share SSH connections, and works inside Jupyter,
+where the main thread's loop is already running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="cloudtik-loop", daemon=True)
+            thread.start()
+            _loop = loop
+        return _loop
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> Future[T]:
+    return asyncio.run_coroutine_threadsafe(coro, background_loop())
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` on the private loop and wait; Ctrl-C cancels it there and re-raises here."""
+    fut = submit(coro)
+    try:
+        return fut.result()
+    except KeyboardInterrupt:
+        fut.cancel()
+        raise

@@ -1,0 +1,52 @@
+"""One small exception hierarchy; front ends map it to a one-line message and an exit code."""
+
+from __future__ import annotations
+
+
+class CloudtikError(Exception):
+    """Base of every error a user can act on."""
+
+    exit_code = 1
+
+
+class ConfigError(CloudtikError):
+    """Bad input. `path` is the dotted key path (``available_node_types.worker.max_workers``)."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class ClusterNotFound(CloudtikError):
+    exit_code = 2
+
+
+class ProviderError(CloudtikError):
+    """The Cloud API channel failed (or refused)."""
+
+
+class NodeUnreachable(CloudtikError):
+    """SSH to a node could not be established before the deadline."""
+
+
+class HostKeyChanged(CloudtikError):
+    """A node presented a host key other than the one pinned for it: never ignored."""
+
+
+class CommandFailed(CloudtikError):
+    """A command on a node exited non-zero."""
+
+    def __init__(self, node: str, command: str, exit_status: int, output_tail: str = "") -> None:
+        self.node = node
+        self.command = command
+        self.exit_status = exit_status
+        self.output_tail = output_tail
+        tail = f"\n{output_tail.rstrip()}" if output_tail.strip() else ""
+        super().__init__(f"{node}: command {command!r} exited with {exit_status}{tail}")
+
+
+class Timeout(CloudtikError):
+    """A wait ran out of time; the message says what it waited for."""

@@ -1,0 +1,42 @@
+"""Where this machine keeps cluster state (keys, pinned host keys, virtual nodes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    """The state dir: ``$CLOUDTIK_HOME`` or ``~/.cloudtik``."""
+    env = os.environ.get("CLOUDTIK_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cloudtik"
+
+
+def clusters_dir() -> Path:
+    return home() / "clusters"
+
+
+def cluster_dir(name: str) -> Path:
+    return clusters_dir() / name
+
+
+def workspaces_dir() -> Path:
+    return home() / "workspaces"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and parents) readable by the owner only."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, data: str | bytes) -> None:
+    """Write a secret file with mode 0600 from the start (never world-readable, even briefly)."""
+    ensure_private_dir(path.parent)
+    tmp = path.with_name(path.name + ".tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = os.open(tmp, flags, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
