@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import getpass
 from typing import Annotated, Any, Literal
 
@@ -69,7 +70,8 @@ class NodeTypeConfig(_Model):
     @model_validator(mode="after")
     def _min_le_max(self) -> NodeTypeConfig:
         if self.max_workers is not None and self.max_workers < self.min_workers:
-            raise ValueError(f"max_workers must be >= min_workers ({self.min_workers})")
+            # "key: message" lets the loader name the key path (available_node_types.worker.max_workers).
+            raise ValueError(f"max_workers: must be >= min_workers ({self.min_workers})")
         return self
 
     @property
@@ -83,12 +85,30 @@ class HeadConfig(_Model):
     heartbeat_interval: float = Field(default=1.0, gt=0)
     heartbeat_timeout: float = Field(default=30.0, gt=0)
 
+    @model_validator(mode="after")
+    def _timeout_exceeds_interval(self) -> HeadConfig:
+        if self.heartbeat_timeout <= self.heartbeat_interval:
+            raise ValueError(
+                f"heartbeat_timeout: must be greater than heartbeat_interval ({self.heartbeat_interval:g})"
+            )
+        return self
+
 
 class RuntimeConfig(BaseModel):
     """``types`` enables runtimes; each runtime validates its own section (``runtime.spark``)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     types: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _sections_are_mappings(self) -> RuntimeConfig:
+        # Any other key is a runtime's own section (a mapping); a non-mapping is most likely a typo.
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, dict):
+                typo = difflib.get_close_matches(key, ["types"], n=1)
+                hint = "did you mean 'types'?" if typo else "a runtime's section must be a mapping"
+                raise ValueError(f"{key}: unknown key {key!r}; {hint}")
+        return self
 
 
 class ClusterConfig(_Model):

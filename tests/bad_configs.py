@@ -1,0 +1,107 @@
+"""Bad configs and the substring their error must contain: (id, yaml_text, expected).
+
+Shared by the config unit tests and the CLI exit-code test. Local paths are relative, so a test writes
+the YAML into an empty tmp dir (as `cluster.yaml`) and the files it names do not exist there.
+"""
+
+from __future__ import annotations
+
+BAD_CONFIGS: list[tuple[str, str, str]] = [
+    (
+        "bad-yaml",
+        "cluster_name: bad\nfrom: virtual-small\n  setup_commands: [ls\n",
+        "at line 3, column 17",
+    ),
+    (
+        "duplicate-key",
+        "cluster_name: dup\nfrom: virtual-small\ncluster_name: dup2\n",
+        "duplicate key 'cluster_name'",
+    ),
+    (
+        "unknown-key",
+        "cluster_name: typo\nfrom: virtual-small\navailable_node_types:\n  worker: {max_worker: 3}\n",
+        "available_node_types.worker.max_worker: unknown key 'max_worker'; did you mean 'max_workers'?",
+    ),
+    (
+        "unknown-top-level-key",
+        "cluster_name: typo\nfrom: virtual-small\nsetup_comands: [ls]\n",
+        "setup_comands: unknown key 'setup_comands'; did you mean 'setup_commands'?",
+    ),
+    (
+        "unknown-provider-key",
+        "cluster_name: typo\nfrom: virtual-small\nprovider: {type: virtual, address_blok: 127.9.0.0/16}\n",
+        "provider.address_blok: unknown key 'address_blok'; did you mean 'address_block'?",
+    ),
+    (
+        "wrong-type",
+        "cluster_name: types\nfrom: virtual-small\navailable_node_types:\n  worker: {min_workers: two}\n",
+        "available_node_types.worker.min_workers: expected an integer, got a string ('two')",
+    ),
+    (
+        "wrong-type-list",
+        "cluster_name: types\nfrom: virtual-small\nsetup_commands: echo hi\n",
+        "setup_commands: expected a list, got a string ('echo hi')",
+    ),
+    (
+        "min-greater-than-max",
+        "cluster_name: counts\nfrom: virtual-small\navailable_node_types:\n  worker: {min_workers: 5}\n",
+        "available_node_types.worker.max_workers: must be >= min_workers (5)",
+    ),
+    (
+        "negative-count",
+        "cluster_name: counts\nfrom: virtual-small\navailable_node_types:\n  worker: {min_workers: -1}\n",
+        "available_node_types.worker.min_workers: must be >= 0, got -1",
+    ),
+    (
+        "unknown-provider",
+        "cluster_name: cloud\nfrom: virtual-small\nprovider: {type: nocloud}\n",
+        "provider.type: unknown provider 'nocloud' (known: ",
+    ),
+    (
+        "provider-without-type",
+        "cluster_name: cloud\nfrom: virtual-small\nprovider: {type: null}\n",
+        "provider.type: required key is missing (known: ",
+    ),
+    (
+        "unknown-head-type",
+        "cluster_name: head\nfrom: virtual-small\nhead_node_type: hed\n",
+        "head_node_type: unknown node type 'hed' (known: head, worker)",
+    ),
+    (
+        "missing-file-mount-source",
+        'cluster_name: mounts\nfrom: virtual-small\nfile_mounts: {"/remote/data": ./no-such-dir}\n',
+        'file_mounts."/remote/data": local source not found: ',
+    ),
+    (
+        "unknown-template",
+        "cluster_name: tmpl\nfrom: virtual-smal\n",
+        "from: unknown template 'virtual-smal'; did you mean 'virtual-small'?",
+    ),
+    (
+        "missing-template-file",
+        "cluster_name: tmpl\nfrom: ./no-such-base.yaml\n",
+        "from: template file not found: ",
+    ),
+    (
+        "bad-cluster-name",
+        "cluster_name: My_Cluster\nfrom: virtual-small\n",
+        "cluster_name: must start with a lowercase letter",
+    ),
+    (
+        "missing-cluster-name",
+        "from: virtual-small\n",
+        "cluster_name: required key is missing",
+    ),
+    (
+        "runtime-typo",
+        "cluster_name: rt\nfrom: virtual-small\nruntime: {typs: [spark]}\n",
+        "runtime.typs: unknown key 'typs'; did you mean 'types'?",
+    ),
+    (
+        "heartbeat-timeout-too-short",
+        "cluster_name: hb\nfrom: virtual-small\nhead: {heartbeat_interval: 2, heartbeat_timeout: 1}\n",
+        "head.heartbeat_timeout: must be greater than heartbeat_interval (2)",
+    ),
+    ("not-a-mapping", "- cluster_name: list\n", "config must be a mapping of keys to values, got a list"),
+    ("empty", "# nothing but a comment\n", "config is empty"),
+]
