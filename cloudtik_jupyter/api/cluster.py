@@ -1,0 +1,194 @@
+"""`Cluster`: the one API behind the CLI, the magics, the widgets and the side panel.
+
+Every method has a sync form (runs on the package's private event loop, so SSH connections are reused
+between calls) and an ``*_async`` twin that awaits the same coroutine from any loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .. import aio, paths
+from ..cluster import launcher
+from ..cluster.context import CONFIG_FILE, ClusterContext, NodeRef, record_exists
+from ..cluster.progress import ProgressSink, ignore_progress
+from ..cluster.status import ClusterInfo, ClusterStatus, ClusterSummary, cluster_info, cluster_status
+from ..config.schema import ClusterConfig
+from ..errors import ClusterNotFound, CloudtikError
+from ..providers import tags as T
+
+T_ = TypeVar("T_")
+OutputCallback = Callable[[str, str, str], None]  # (node_id, stream, line)
+
+
+def _resolve(source: ClusterConfig | Mapping[str, Any] | str | Path) -> ClusterConfig:
+    """A model as is; a mapping or a config file is loaded; any other string names a known cluster."""
+    from ..config import load_config
+
+    if isinstance(source, ClusterConfig):
+        return source
+    if isinstance(source, Mapping) or Path(source).is_file() or Path(source).suffix in (".yaml", ".yml"):
+        return load_config(source)
+    name = str(source)
+    if record_exists(name):
+        return load_config(paths.cluster_dir(name) / CONFIG_FILE, check_files=False)
+    raise ClusterNotFound(f"no cluster named {name!r} on this machine (see `cloudtik list`)")
+
+
+class Cluster:
+    """A cluster from a config (path, dict or model) or the name of one known on this machine."""
+
+    def __init__(self, source: ClusterConfig | Mapping[str, Any] | str | Path) -> None:
+        self.config = _resolve(source)
+        self._ctx = ClusterContext(self.config)
+
+    def __repr__(self) -> str:
+        return f"Cluster({self.name!r}, provider={self.config.provider.type!r})"
+
+    @property
+    def name(self) -> str:
+        return self.config.cluster_name
+
+    @classmethod
+    def list(cls) -> list[ClusterSummary]:
+        """Clusters known on this machine, whoever made them (CLI, notebook or Python)."""
+        from ..config import load_config
+
+        found = []
+        root = paths.clusters_dir()
+        for record in sorted(root.glob(f"*/{CONFIG_FILE}")) if root.exists() else []:
+            try:
+                config = load_config(record, check_files=False)
+            except CloudtikError:
+                continue  # a record from another version; not ours to judge here
+            found.append(ClusterSummary(config.cluster_name, config.provider.type, config.workspace_name))
+        return found
+
+    # -- plumbing: one coroutine, two faces ------------------------------------------------------
+
+    def _sync(self, coro: Coroutine[Any, Any, T_]) -> T_:
+        return aio.run(coro)
+
+    async def _async(self, coro: Coroutine[Any, Any, T_]) -> T_:
+        return await asyncio.wrap_future(aio.submit(coro))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def up(self, *, progress: ProgressSink = ignore_progress, with_workers: bool = True) -> Cluster:
+        self._sync(launcher.up(self._ctx, progress=progress, with_workers=with_workers))
+        return self
+
+    async def up_async(self, *, progress: ProgressSink = ignore_progress, with_workers: bool = True) -> Cluster:
+        await self._async(launcher.up(self._ctx, progress=progress, with_workers=with_workers))
+        return self
+
+    def down(self, *, progress: ProgressSink = ignore_progress) -> int:
+        return self._sync(launcher.down(self._ctx, progress=progress))
+
+    async def down_async(self, *, progress: ProgressSink = ignore_progress) -> int:
+        return await self._async(launcher.down(self._ctx, progress=progress))
+
+    def status(self) -> ClusterStatus:
+        return self._sync(cluster_status(self._ctx))
+
+    async def status_async(self) -> ClusterStatus:
+        return await self._async(cluster_status(self._ctx))
+
+    def info(self) -> ClusterInfo:
+        return self._sync(cluster_info(self._ctx))
+
+    async def info_async(self) -> ClusterInfo:
+        return await self._async(cluster_info(self._ctx))
+
+    def head_ip(self) -> str:
+        ip = self.info().head_ip
+        if ip is None:
+            raise CloudtikError(f"cluster {self.name!r} has no head node (is it up?)")
+        return ip
+
+    def worker_ips(self) -> list[str]:
+        return self.info().worker_ips
+
+    # -- commands and files ---------------------------------------------------------------------
+
+    async def _select(self, node: str | None, all_nodes: bool) -> tuple[list[NodeRef], NodeRef]:
+        nodes = await self._ctx.nodes()
+        head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
+        if head is None:
+            raise CloudtikError(f"cluster {self.name!r} has no head node (is it up?)")
+        if all_nodes:
+            return nodes, head
+        if node is None:
+            return [head], head
+        for n in nodes:
+            if node in (n.node_id, str(n.seq), n.address.internal_ip, n.tags.get(T.NODE_NAME)):
+                return [n], head
+        known = ", ".join(f"{n.node_id} (seq {n.seq})" for n in nodes)
+        raise CloudtikError(f"no node {node!r} in cluster {self.name!r} (nodes: {known})")
+
+    async def _exec(
+        self, command: str, node: str | None, all_nodes: bool, check: bool, on_output: OutputCallback | None
+    ) -> list[Any]:
+        nodes, head = await self._select(node, all_nodes)
+        targets = [self._ctx.target(n, head) for n in nodes]
+        return await self._ctx.runner.run_many(targets, command, check=check, on_output=on_output)
+
+    def exec(
+        self,
+        command: str,
+        *,
+        node: str | None = None,
+        all_nodes: bool = False,
+        check: bool = False,
+        on_output: OutputCallback | None = None,
+    ) -> list[Any]:
+        """Run `command` on the head (default), one node (id, seq id, ip or name) or all nodes."""
+        return self._sync(self._exec(command, node, all_nodes, check, on_output))
+
+    async def exec_async(
+        self,
+        command: str,
+        *,
+        node: str | None = None,
+        all_nodes: bool = False,
+        check: bool = False,
+        on_output: OutputCallback | None = None,
+    ) -> list[Any]:
+        return await self._async(self._exec(command, node, all_nodes, check, on_output))
+
+    async def _upload(self, local: Path, remote: str, node: str | None, all_nodes: bool) -> None:
+        nodes, head = await self._select(node, all_nodes)
+        await asyncio.gather(*(self._ctx.runner.upload(self._ctx.target(n, head), local, remote) for n in nodes))
+
+    def upload(self, local: str | Path, remote: str, *, node: str | None = None, all_nodes: bool = False) -> None:
+        self._sync(self._upload(Path(local), remote, node, all_nodes))
+
+    async def upload_async(
+        self, local: str | Path, remote: str, *, node: str | None = None, all_nodes: bool = False
+    ) -> None:
+        await self._async(self._upload(Path(local), remote, node, all_nodes))
+
+    async def _download(self, remote: str, local: Path, node: str | None) -> None:
+        nodes, head = await self._select(node, False)
+        await self._ctx.runner.download(self._ctx.target(nodes[0], head), remote, local)
+
+    def download(self, remote: str, local: str | Path, *, node: str | None = None) -> None:
+        self._sync(self._download(remote, Path(local), node))
+
+    async def download_async(self, remote: str, local: str | Path, *, node: str | None = None) -> None:
+        await self._async(self._download(remote, Path(local), node))
+
+    async def _attach(self, node: str | None, command: str | None) -> int:
+        nodes, head = await self._select(node, False)
+        return await self._ctx.runner.attach(self._ctx.target(nodes[0], head), command)
+
+    def attach(self, *, node: str | None = None, command: str | None = None) -> int:
+        """Interactive shell (a pty) on the head or a node; returns its exit status."""
+        return self._sync(self._attach(node, command))
+
+    def close(self) -> None:
+        """Close this object's SSH connections (the cluster keeps running)."""
+        self._sync(self._ctx.close())

@@ -1,0 +1,159 @@
+"""Cluster commands: up, down, status, info, exec, attach, upload, download, head-ip, worker-ips, list.
+
+CLUSTER is a config file or the name of a cluster known on this machine.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..api.cluster import Cluster
+
+CLUSTER = click.argument("cluster", metavar="CLUSTER")
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _cluster(source: str) -> Cluster:
+    from ..api.cluster import Cluster
+
+    return Cluster(source)
+
+
+@click.command()
+@click.argument("config", metavar="CONFIG")
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation (for scripts).")
+@click.option("--no-workers", is_flag=True, help="Return once the head is ready; don't wait for workers.")
+def up(config: str, yes: bool, no_workers: bool) -> None:
+    """Create or update a cluster from CONFIG (a YAML file). Re-running converges."""
+    from .render import ProgressPrinter
+
+    cluster = _cluster(config)
+    console = _console()
+    printer = ProgressPrinter(console)
+    console.print(f"Bringing up cluster [bold]{cluster.name}[/] on [bold]{cluster.config.provider.type}[/]")
+    cluster.up(progress=printer, with_workers=not no_workers)
+    from .render import status_table
+
+    console.print(status_table(cluster.status()))
+    console.print(f"Cluster is up. Run commands: cloudtik exec {cluster.name} 'hostname'; stop: cloudtik down {cluster.name}")
+
+
+@click.command()
+@CLUSTER
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
+def down(cluster: str, yes: bool) -> None:
+    """Terminate every node of CLUSTER."""
+    c = _cluster(cluster)
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Terminate all nodes of cluster {c.name!r}?", abort=True)
+    from .render import ProgressPrinter
+
+    c.down(progress=ProgressPrinter(_console()))
+
+
+@click.command()
+@CLUSTER
+def status(cluster: str) -> None:
+    """Nodes of CLUSTER and their state."""
+    from .render import status_table
+
+    _console().print(status_table(_cluster(cluster).status()))
+
+
+@click.command()
+@CLUSTER
+def info(cluster: str) -> None:
+    """Addresses, service links and how to reach CLUSTER."""
+    from .render import info_lines
+
+    for line in info_lines(_cluster(cluster).info()):
+        click.echo(line)
+
+
+@click.command(name="exec")
+@CLUSTER
+@click.argument("command")
+@click.option("--node", help="Node id, seq id, address or name (default: the head).")
+@click.option("--all-nodes", is_flag=True, help="Run on every node in parallel.")
+def exec_(cluster: str, command: str, node: str | None, all_nodes: bool) -> None:
+    """Run COMMAND on a node of CLUSTER; exits with the command's status (the worst, with --all-nodes)."""
+    c = _cluster(cluster)
+    prefix = all_nodes
+
+    def on_output(node_id: str, stream: str, line: str) -> None:
+        out = sys.stderr if stream == "stderr" else sys.stdout
+        out.write(f"[{node_id}] {line}" if prefix else line)
+        out.flush()
+
+    results = c.exec(command, node=node, all_nodes=all_nodes, on_output=on_output)
+    sys.exit(max((r.exit_status for r in results), default=0))
+
+
+@click.command()
+@CLUSTER
+@click.option("--node", help="Node id, seq id, address or name (default: the head).")
+def attach(cluster: str, node: str | None) -> None:
+    """Open an interactive shell on a node of CLUSTER."""
+    sys.exit(_cluster(cluster).attach(node=node))
+
+
+@click.command()
+@CLUSTER
+@click.argument("local", type=click.Path(exists=True))
+@click.argument("remote")
+@click.option("--node", help="Node id, seq id, address or name (default: the head).")
+@click.option("--all-nodes", is_flag=True)
+def upload(cluster: str, local: str, remote: str, node: str | None, all_nodes: bool) -> None:
+    """Copy LOCAL (file or directory) to REMOTE on the head, a node or all nodes."""
+    _cluster(cluster).upload(local, remote, node=node, all_nodes=all_nodes)
+
+
+@click.command()
+@CLUSTER
+@click.argument("remote")
+@click.argument("local", type=click.Path())
+@click.option("--node", help="Node id, seq id, address or name (default: the head).")
+def download(cluster: str, remote: str, local: str, node: str | None) -> None:
+    """Copy REMOTE (file or directory) from a node to LOCAL."""
+    _cluster(cluster).download(remote, local, node=node)
+
+
+@click.command(name="head-ip")
+@CLUSTER
+def head_ip(cluster: str) -> None:
+    """The head's public address."""
+    click.echo(_cluster(cluster).head_ip())
+
+
+@click.command(name="worker-ips")
+@CLUSTER
+def worker_ips(cluster: str) -> None:
+    """The workers' private addresses, one per line."""
+    for ip in _cluster(cluster).worker_ips():
+        click.echo(ip)
+
+
+@click.command(name="list")
+def list_() -> None:
+    """Clusters known on this machine."""
+    from ..api.cluster import Cluster
+
+    clusters = Cluster.list()
+    if not clusters:
+        click.echo("no clusters")
+    for c in clusters:
+        click.echo(f"{c.name}\t{c.provider}\t{c.workspace}")
+
+
+COMMANDS = [up, down, status, info, exec_, attach, upload, download, head_ip, worker_ips, list_]

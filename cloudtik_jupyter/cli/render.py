@@ -1,0 +1,56 @@
+"""Terminal rendering of progress and status (rich is imported only by commands that draw)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..cluster.progress import ProgressEvent
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..cluster.status import ClusterInfo, ClusterStatus
+
+_STYLE = {"up-to-date": "green", "failed": "red", "terminate": "yellow"}
+
+
+class ProgressPrinter:
+    """One line per event, prefixed with elapsed time and node."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.started = time.monotonic()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        who = f"{event.node_kind or ''} {event.node_id}".strip() if event.node_id else "cluster"
+        style = _STYLE.get(event.phase, "cyan")
+        elapsed = event.at - self.started
+        self.console.print(f"[dim]{elapsed:6.2f}s[/] [{style}]{event.phase:>14}[/] [bold]{who}[/]: {event.message}")
+
+
+def status_table(status: ClusterStatus) -> object:
+    from rich.table import Table
+
+    table = Table(title=f"{status.name} ({status.provider})", title_justify="left")
+    for column in ("seq", "node", "kind", "type", "address", "status"):
+        table.add_column(column)
+    for n in status.nodes:
+        style = "green" if n.status == "up-to-date" else "red" if n.status == "update-failed" else "yellow"
+        address = n.internal_ip if not n.external_ip or n.external_ip == n.internal_ip else f"{n.external_ip} / {n.internal_ip}"
+        table.add_row(str(n.seq), n.node_id, n.kind, n.node_type, address, f"[{style}]{n.status}[/]")
+    table.caption = f"workers ready {status.workers_ready} / min {status.workers_min} / max {status.workers_max}"
+    return table
+
+
+def info_lines(info: ClusterInfo) -> list[str]:
+    lines = [
+        f"cluster:  {info.name} ({info.provider})",
+        f"head:     {info.head_ip or '-'}",
+        f"workers:  {', '.join(info.worker_ips) or '-'}",
+    ]
+    for link in info.links:
+        lines.append(f"{link.name}: {link.url}")
+    lines.append(f"attach:   cloudtik attach {info.name}")
+    lines.append(f"stop:     cloudtik down {info.name} --yes")
+    return lines

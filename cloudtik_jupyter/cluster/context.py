@@ -1,0 +1,158 @@
+"""Everything needed to act on one cluster from here: its config, provider, SSH runner and local record."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import paths
+from ..config.schema import ClusterConfig
+from ..errors import CloudtikError
+from ..providers import node_provider
+from ..providers import tags as T
+from ..providers.base import NodeAddress, NodeId, NodeProvider
+
+if TYPE_CHECKING:
+    from ..ssh.runner import SshRunner, SshTarget
+
+CONFIG_FILE = "cluster.yaml"
+KEY_FILE = "id_ed25519"
+HOST_KEYS_FILE = "host_keys.json"
+
+
+@dataclass(frozen=True)
+class NodeRef:
+    """A node as the launcher sees it: provider id, tags and address in one snapshot."""
+
+    node_id: NodeId
+    tags: dict[str, str]
+    address: NodeAddress
+
+    @property
+    def kind(self) -> str:
+        return self.tags.get(T.NODE_KIND, "")
+
+    @property
+    def node_type(self) -> str:
+        return self.tags.get(T.NODE_TYPE, "")
+
+    @property
+    def status(self) -> str:
+        return self.tags.get(T.NODE_STATUS, "")
+
+    @property
+    def seq(self) -> int:
+        try:
+            return int(self.tags.get(T.NODE_SEQ, "0"))
+        except ValueError:
+            return 0
+
+
+class ClusterContext:
+    """Client-side (or head-side) handle; the provider and SSH runner are made once and reused."""
+
+    def __init__(self, config: ClusterConfig, *, provider: NodeProvider | None = None) -> None:
+        self.config = config
+        self.name = config.cluster_name
+        self.dir = paths.cluster_dir(self.name)
+        self._provider = provider
+        self._runner: SshRunner | None = None
+
+    # -- local record -------------------------------------------------------------------------
+
+    @property
+    def key_path(self) -> Path:
+        if self.config.auth.ssh_private_key:
+            return Path(self.config.auth.ssh_private_key).expanduser()
+        return self.dir / KEY_FILE
+
+    def save_record(self) -> None:
+        from ..config import dump_config
+
+        paths.ensure_private_dir(self.dir)
+        paths.write_private(self.dir / CONFIG_FILE, dump_config(self.config))
+
+    def public_key(self) -> str:
+        from ..ssh.keys import ensure_keypair, public_key
+
+        if self.config.auth.ssh_private_key:
+            if not self.key_path.exists():
+                raise CloudtikError(f"auth.ssh_private_key: file not found: {self.key_path}")
+            return public_key(self.key_path)
+        return ensure_keypair(self.key_path)
+
+    # -- channels -----------------------------------------------------------------------------
+
+    @property
+    def provider(self) -> NodeProvider:
+        if self._provider is None:
+            self._provider = node_provider(self.config)
+        return self._provider
+
+    @property
+    def runner(self) -> SshRunner:
+        if self._runner is None:
+            from ..ssh.host_keys import HostKeyStore
+            from ..ssh.runner import SshRunner
+
+            # On a node (the head's controller) connect from the node's own address, as a VM would.
+            self._runner = SshRunner(
+                self.key_path,
+                HostKeyStore(self.dir / HOST_KEYS_FILE),
+                local_addr=os.environ.get("CLOUDTIK_NODE_IP") or None,
+            )
+        return self._runner
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.close()
+            self._runner = None
+
+    # -- nodes --------------------------------------------------------------------------------
+
+    def cluster_tags(self, **extra: str) -> dict[str, str]:
+        return {T.CLUSTER: self.name, **extra}
+
+    async def nodes(self, **tag_filter: str) -> list[NodeRef]:
+        """Live nodes of this cluster (optionally filtered), ordered head first then by seq id."""
+        provider = self.provider
+
+        def snapshot() -> list[NodeRef]:
+            refs = []
+            for node_id in provider.non_terminated_nodes(self.cluster_tags(**tag_filter)):
+                refs.append(NodeRef(node_id, provider.node_tags(node_id), provider.address(node_id)))
+            return refs
+
+        refs = await asyncio.to_thread(snapshot)
+        return sorted(refs, key=lambda r: (r.kind != T.KIND_HEAD, r.seq, r.node_id))
+
+    async def head(self) -> NodeRef | None:
+        heads = await self.nodes(**{T.NODE_KIND: T.KIND_HEAD})
+        return heads[0] if heads else None
+
+    def target(self, node: NodeRef, head: NodeRef | None) -> SshTarget:
+        """SSH target: the head by its public address, a worker through the head (as on a cloud)."""
+        from ..ssh.runner import SshTarget
+
+        user = self.config.auth.ssh_user
+        addr = node.address
+        if node.kind == T.KIND_HEAD or head is None:
+            host = addr.external_ip or addr.internal_ip
+            return SshTarget(node.node_id, host, addr.ssh_port, user, host_key=addr.host_key)
+        jump = self.target(head, None)
+        on_head = os.environ.get("CLOUDTIK_NODE_ID") == head.node_id
+        return SshTarget(
+            node.node_id,
+            addr.internal_ip,
+            addr.ssh_port,
+            user,
+            jump=None if on_head else jump,
+            host_key=addr.host_key,
+        )
+
+
+def record_exists(name: str) -> bool:
+    return (paths.cluster_dir(name) / CONFIG_FILE).exists()

@@ -1,0 +1,137 @@
+"""Bring one node up to date: wait for SSH, sync file mounts, run initialization/setup/start commands.
+
+The same code runs on the client (the head) and on the head's controller (workers). Progress is kept in
+provider tags, so an interrupted update is simply re-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import config_hash
+from ..config.schema import ClusterConfig
+from ..errors import CloudtikError, CommandFailed
+from ..providers import tags as T
+from ..providers.tags import NodeStatus
+from .context import ClusterContext, NodeRef
+from .progress import ProgressEvent, ProgressSink, ignore_progress
+
+WAIT_FOR_SSH_SECONDS = 900.0
+# Tries per command group, as CloudTik: initialization 30, setup 5, start 3.
+INIT_TRIES, SETUP_TRIES, START_TRIES = 30, 5, 3
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """What setting up a node of one kind means, derived from the config."""
+
+    file_mounts: dict[str, str]
+    initialization: list[str]
+    setup: list[str]
+    start: list[str]
+    launch_hash: str
+
+
+def plan_for(config: ClusterConfig, kind: str) -> NodePlan:
+    head = kind == T.KIND_HEAD
+    return NodePlan(
+        file_mounts=dict(config.file_mounts),
+        initialization=list(config.initialization_commands),
+        setup=[*config.setup_commands, *(config.head_setup_commands if head else config.worker_setup_commands)],
+        start=[*config.start_commands, *(config.head_start_commands if head else config.worker_start_commands)],
+        launch_hash=config_hash(config, kind),
+    )
+
+
+def needs_update(node: NodeRef, plan: NodePlan) -> bool:
+    return node.status != NodeStatus.UP_TO_DATE.value or node.tags.get(T.LAUNCH_HASH) != plan.launch_hash
+
+
+def node_env(ctx: ClusterContext, node: NodeRef, head: NodeRef | None) -> dict[str, str]:
+    head_ip = (head or node).address.internal_ip
+    return {
+        "CLOUDTIK_CLUSTER": ctx.name,
+        "CLOUDTIK_NODE_ID": node.node_id,
+        "CLOUDTIK_NODE_KIND": node.kind,
+        "CLOUDTIK_NODE_TYPE": node.node_type,
+        "CLOUDTIK_NODE_IP": node.address.internal_ip,
+        "CLOUDTIK_HEAD_IP": head_ip,
+    }
+
+
+def with_env(command: str, env: dict[str, str]) -> str:
+    # Exported in the command itself: sshd's AcceptEnv would drop most variables sent the SSH way.
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return f"export {exports}; {command}"
+
+
+async def _set_status(ctx: ClusterContext, node: NodeRef, status: NodeStatus, **extra: str) -> None:
+    await asyncio.to_thread(ctx.provider.set_node_tags, node.node_id, {T.NODE_STATUS: status.value, **extra})
+
+
+async def _run_with_retries(
+    ctx: ClusterContext,
+    node: NodeRef,
+    head: NodeRef | None,
+    commands: list[str],
+    tries: int,
+    phase: str,
+    progress: ProgressSink,
+) -> None:
+    target = ctx.target(node, head)
+    env = node_env(ctx, node, head)
+    for command in commands:
+        for attempt in range(1, tries + 1):
+            try:
+                await ctx.runner.run(target, with_env(command, env), check=True)
+                break
+            except CommandFailed as exc:
+                if attempt == tries:
+                    raise CommandFailed(node.node_id, command, exc.exit_status, exc.output_tail) from None
+                progress(
+                    ProgressEvent(
+                        phase, f"{phase} command failed (try {attempt}/{tries}), retrying", node.node_id, node.kind
+                    )
+                )
+                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))  # backoff between tries, not synchronisation
+
+
+async def update_node(
+    ctx: ClusterContext,
+    node: NodeRef,
+    head: NodeRef | None,
+    *,
+    progress: ProgressSink = ignore_progress,
+    wait_for_ssh: float = WAIT_FOR_SSH_SECONDS,
+) -> None:
+    """Run the node's plan; on failure the node is tagged update-failed and the error re-raised."""
+    plan = plan_for(ctx.config, node.kind)
+    target = ctx.target(node, head)
+    say = lambda phase, msg: progress(ProgressEvent(phase, msg, node.node_id, node.kind))  # noqa: E731
+    try:
+        await _set_status(ctx, node, NodeStatus.WAITING_FOR_SSH)
+        say("ssh", f"waiting for SSH on {target.host}:{target.port}")
+        await ctx.runner.wait_for_ssh(target, timeout=wait_for_ssh)
+        await _set_status(ctx, node, NodeStatus.SETTING_UP)
+        for remote, local in plan.file_mounts.items():
+            say("file-mounts", f"syncing {local} -> {remote}")
+            await ctx.runner.upload(target, Path(local), remote)
+        for phase, commands, tries in (
+            ("initialization", plan.initialization, INIT_TRIES),
+            ("setup", plan.setup, SETUP_TRIES),
+            ("start", plan.start, START_TRIES),
+        ):
+            if commands:
+                say(phase, f"running {len(commands)} {phase} command(s)")
+                await _run_with_retries(ctx, node, head, commands, tries, phase, progress)
+        await _set_status(ctx, node, NodeStatus.UP_TO_DATE, **{T.LAUNCH_HASH: plan.launch_hash})
+        say("up-to-date", "up-to-date")
+    except asyncio.CancelledError:
+        raise  # interrupted: the tags say where it stopped; re-running converges
+    except CloudtikError as exc:
+        await _set_status(ctx, node, NodeStatus.UPDATE_FAILED)
+        say("failed", str(exc))
+        raise

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (venv, system packages), then lint, types and tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh dev
+if [ -x scripts/install-system-deps.sh ]; then scripts/install-system-deps.sh; fi
+.venv/bin/ruff check cloudtik_jupyter tests benchmarks
+.venv/bin/mypy
+exec .venv/bin/pytest -q -p no:cacheprovider "$@"
