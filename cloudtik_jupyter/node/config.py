@@ -1,0 +1,122 @@
+"""The node agent's config file (JSON or YAML) and the services it runs.
+
+Never holds a secret: the Redis password comes from ``$CLOUDTIK_REDIS_PASSWORD`` or a 0600 file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import ConfigError
+from ..state.endpoints import RedisAddress, RedisEndpoints
+
+SERVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HealthCheck(_Model):
+    """A service is running once a TCP connection to host:port succeeds."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    timeout: float = Field(default=30.0, gt=0)  # from spawn to healthy, else the start counts as failed
+
+
+class ServiceSpec(_Model):
+    name: str = Field(pattern=SERVICE_NAME_PATTERN)
+    argv: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)  # added to the agent's environment
+    cwd: Path | None = None
+    health: HealthCheck | None = None
+    restart: bool = True  # restart when it exits on its own
+    max_restarts: int = Field(default=5, ge=0)  # consecutive; reset once it stayed up `stable_after`
+    restart_delay: float = Field(default=0.5, ge=0)  # doubles per consecutive failure, up to 10 s
+    stable_after: float = Field(default=30.0, gt=0)
+    stop_timeout: float = Field(default=10.0, gt=0)  # SIGTERM, then SIGKILL
+
+
+class RedisAddressConfig(_Model):
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
+class RedisConfig(_Model):
+    primary: RedisAddressConfig
+    shards: list[RedisAddressConfig] = Field(default_factory=list)
+
+    def endpoints(self, password_file: Path | None) -> RedisEndpoints:
+        return RedisEndpoints(
+            primary=RedisAddress(self.primary.host, self.primary.port),
+            shards=tuple(RedisAddress(s.host, s.port) for s in self.shards),
+            password_file=password_file,
+        )
+
+
+class AgentConfig(_Model):
+    node_id: str = Field(min_length=1)
+    node_type: str = ""
+    kind: str = "worker"  # head | worker
+    address: str = ""  # the node's private address
+    seq_id: int | None = None
+    run_dir: Path  # pid file, control socket, service logs, the record of owned PIDs
+    # Where the head's Redis listens: an endpoints.json (on the head) or the addresses inline.
+    redis_endpoints_file: Path | None = None
+    redis: RedisConfig | None = None
+    redis_password_file: Path | None = None
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+    services: list[ServiceSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_redis_source(self) -> AgentConfig:
+        if (self.redis_endpoints_file is None) == (self.redis is None):
+            raise ValueError("give exactly one of redis_endpoints_file and redis")
+        names = [s.name for s in self.services]
+        if len(names) != len(set(names)):
+            raise ValueError(f"service names must be unique: {names}")
+        return self
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "agent.pid"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.run_dir / "agent.sock"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def owned_file(self) -> Path:
+        return self.run_dir / "services.json"
+
+    def endpoints(self) -> RedisEndpoints:
+        if self.redis is not None:
+            return self.redis.endpoints(self.redis_password_file)
+        assert self.redis_endpoints_file is not None
+        return RedisEndpoints.load(self.redis_endpoints_file)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.model_dump_json(indent=2, exclude_defaults=True))
+
+
+def load_agent_config(path: Path) -> AgentConfig:
+    """Read a JSON or YAML agent config; errors name the key path."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError("", f"cannot read agent config {path}: {e}") from None
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(key, err["msg"]) from None

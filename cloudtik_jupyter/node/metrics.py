@@ -1,0 +1,62 @@
+"""CPU and memory of the node and of each service's process tree (psutil).
+
+psutil's cpu_percent is the usage since the previous call on the same `Process` object, so the
+sampler keeps those objects between heartbeats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import psutil
+
+from ..state.records import NodeMetrics
+
+
+@dataclass(frozen=True)
+class TreeUsage:
+    cpu_percent: float
+    memory_rss: int
+
+
+class MetricsSampler:
+    def __init__(self) -> None:
+        self._procs: dict[int, psutil.Process] = {}
+        psutil.cpu_percent(interval=None)  # first call primes the node-wide counter
+
+    def node(self) -> NodeMetrics:
+        mem = psutil.virtual_memory()
+        load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+        return NodeMetrics(
+            cpu_percent=psutil.cpu_percent(interval=None),
+            memory_used=mem.total - mem.available,
+            memory_total=mem.total,
+            load=(load[0], load[1], load[2]),
+        )
+
+    def _cached(self, proc: psutil.Process) -> psutil.Process:
+        # Reuse the object that saw the previous sample (same pid *and* start time).
+        known = self._procs.get(proc.pid)
+        if known is not None and known == proc:
+            return known
+        self._procs[proc.pid] = proc
+        return proc
+
+    def tree(self, pid: int) -> TreeUsage:
+        """Usage of `pid` and its descendants (0 when it is gone)."""
+        cpu, rss = 0.0, 0
+        try:
+            leader = self._cached(psutil.Process(pid))
+            members = [leader, *(self._cached(c) for c in leader.children(recursive=True))]
+        except psutil.Error:
+            return TreeUsage(0.0, 0)
+        for proc in members:
+            with contextlib.suppress(psutil.Error):
+                cpu += proc.cpu_percent(interval=None)
+                rss += proc.memory_info().rss
+        return TreeUsage(cpu, rss)
+
+    def forget_dead(self) -> None:
+        self._procs = {pid: p for pid, p in self._procs.items() if p.is_running()}

@@ -1,0 +1,176 @@
+"""Rows of the head's state store, and how each is encoded in Redis.
+
+Rows are frozen dataclasses; they cross the Redis boundary as compact JSON (or hash fields for the
+node table, so the controller can change one field atomically).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class ProcessStatus(str, Enum):
+    STARTING = "starting"  # spawned, health check not yet passed
+    RUNNING = "running"
+    FAILED = "failed"  # exited on its own; the agent restarts it while restarts remain
+    STOPPED = "stopped"  # stopped on purpose
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One row of the node table. `last_heartbeat` is filled from the heartbeat index on read."""
+
+    node_id: str
+    node_type: str = ""
+    kind: str = ""  # head | worker (providers.tags.KIND_*)
+    address: str = ""  # private address the head reaches the node on
+    status: str = ""
+    seq_id: int | None = None
+    last_heartbeat: float | None = None
+
+    def to_fields(self) -> dict[str, str]:
+        """Hash fields of the node table (`last_heartbeat` lives in the heartbeat index)."""
+        fields = {
+            "node_id": self.node_id,
+            "node_type": self.node_type,
+            "kind": self.kind,
+            "address": self.address,
+            "status": self.status,
+        }
+        if self.seq_id is not None:
+            fields["seq_id"] = str(self.seq_id)
+        return fields
+
+    @classmethod
+    def from_fields(cls, node_id: str, fields: dict[str, str], last_heartbeat: float | None) -> NodeRecord:
+        seq = fields.get("seq_id")
+        return cls(
+            node_id=node_id,
+            node_type=fields.get("node_type", ""),
+            kind=fields.get("kind", ""),
+            address=fields.get("address", ""),
+            status=fields.get("status", ""),
+            seq_id=int(seq) if seq else None,
+            last_heartbeat=last_heartbeat,
+        )
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """One service of a node as its agent last reported it."""
+
+    name: str
+    pid: int | None
+    status: ProcessStatus
+    restarts: int = 0
+    exit_code: int | None = None  # of the last exit, when it has exited at least once
+    cpu_percent: float = 0.0  # the whole process tree of the service
+    memory_rss: int = 0  # bytes, the whole process tree
+
+    def to_obj(self) -> list[Any]:
+        # Positional list: heartbeats carry these every second from every node.
+        return [
+            self.name,
+            self.pid,
+            self.status.value,
+            self.restarts,
+            self.exit_code,
+            round(self.cpu_percent, 1),
+            self.memory_rss,
+        ]
+
+    @classmethod
+    def from_obj(cls, obj: list[Any]) -> ProcessRecord:
+        name, pid, status, restarts, exit_code, cpu, rss = obj
+        return cls(name, pid, ProcessStatus(status), restarts, exit_code, cpu, rss)
+
+
+@dataclass(frozen=True)
+class NodeMetrics:
+    cpu_percent: float = 0.0
+    memory_used: int = 0  # bytes
+    memory_total: int = 0  # bytes
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)  # 1, 5, 15 minute load averages
+
+    def to_obj(self) -> list[Any]:
+        return [round(self.cpu_percent, 1), self.memory_used, self.memory_total, list(self.load)]
+
+    @classmethod
+    def from_obj(cls, obj: list[Any]) -> NodeMetrics:
+        cpu, used, total, load = obj
+        return cls(cpu, used, total, (float(load[0]), float(load[1]), float(load[2])))
+
+
+def encode_processes(processes: list[ProcessRecord] | tuple[ProcessRecord, ...]) -> str:
+    return json.dumps([p.to_obj() for p in processes], separators=(",", ":"))
+
+
+def decode_processes(raw: str | bytes | None) -> list[ProcessRecord]:
+    return [ProcessRecord.from_obj(o) for o in json.loads(raw)] if raw else []
+
+
+def encode_metrics(metrics: NodeMetrics) -> str:
+    return json.dumps(metrics.to_obj(), separators=(",", ":"))
+
+
+def decode_metrics(raw: str | bytes | None) -> NodeMetrics | None:
+    return NodeMetrics.from_obj(json.loads(raw)) if raw else None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a node agent sends every `heartbeat_interval`."""
+
+    node_id: str
+    processes: tuple[ProcessRecord, ...] = ()
+    metrics: NodeMetrics = field(default_factory=NodeMetrics)
+    time: float | None = None  # None: the store stamps it with its clock
+
+
+@dataclass(frozen=True)
+class Event:
+    """A line of the cluster's event log (capped, on the primary)."""
+
+    time: float
+    kind: str  # e.g. node-registered, service-exited, service-restarted, node-lost
+    message: str
+    node_id: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps([self.time, self.kind, self.message, self.node_id], separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Event:
+        t, kind, message, node_id = json.loads(raw)
+        return cls(t, kind, message, node_id)
+
+
+class ChangeKind(str, Enum):
+    NODE = "node"  # a node row was added or changed
+    NODE_REMOVED = "node-removed"
+    HEARTBEAT = "heartbeat"  # processes / metrics / last heartbeat of `node_ids` changed
+    EVENT = "event"  # an event was appended; `detail` is its kind
+
+
+# A batched heartbeat names at most this many nodes; beyond it `node_ids` is empty, meaning "many".
+MAX_IDS_PER_CHANGE = 64
+
+
+@dataclass(frozen=True)
+class Change:
+    """A small notification published on every change; subscribers re-read what they show."""
+
+    kind: ChangeKind
+    node_ids: tuple[str, ...] = ()
+    detail: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps([self.kind.value, list(self.node_ids), self.detail], separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Change:
+        kind, node_ids, detail = json.loads(raw)
+        return cls(ChangeKind(kind), tuple(node_ids), detail)

@@ -1,0 +1,295 @@
+"""The head's state store: typed tables over a Redis primary plus shards.
+
+Layout. Node data lives on the shard chosen by a stable hash (crc32) of the node id:
+  ``cloudtik:node:<id>``     hash, the node row (one field changes atomically, e.g. status)
+  ``cloudtik:nodes``         set of registered node ids on this shard
+  ``cloudtik:heartbeats``    sorted set node id -> last heartbeat time (lost nodes = a range query)
+  ``cloudtik:processes``     hash node id -> JSON list of its processes
+  ``cloudtik:metrics``       hash node id -> JSON metrics
+The primary holds what must be global: ``cloudtik:seq`` (sequence ids, INCR), ``cloudtik:events``
+(a capped list) and the ``cloudtik:changes`` pub/sub channel every write publishes on.
+
+A heartbeat is three commands in one pipeline to its shard; a batch of heartbeats is still three
+commands per shard (multi-member ZADD/HSET), which is what makes ingest fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from .changes import CHANNEL, ChangeSubscription
+from .endpoints import RedisAddress, RedisEndpoints
+from .records import (
+    MAX_IDS_PER_CHANGE,
+    Change,
+    ChangeKind,
+    Event,
+    Heartbeat,
+    NodeMetrics,
+    NodeRecord,
+    ProcessRecord,
+    decode_metrics,
+    decode_processes,
+    encode_metrics,
+    encode_processes,
+)
+
+NODES = "cloudtik:nodes"
+HEARTBEATS = "cloudtik:heartbeats"
+PROCESSES = "cloudtik:processes"
+METRICS = "cloudtik:metrics"
+SEQ = "cloudtik:seq"
+EVENTS = "cloudtik:events"
+
+
+def node_key(node_id: str) -> str:
+    return f"cloudtik:node:{node_id}"
+
+
+def shard_index(node_id: str, shard_count: int) -> int:
+    """Stable across processes and restarts (unlike ``hash()``)."""
+    return zlib.crc32(node_id.encode()) % shard_count
+
+
+def _client(address: RedisAddress, password: str, timeout: float) -> aioredis.Redis:
+    # Few, fast retries: callers (the agent) own the backoff policy when the head is down.
+    return aioredis.Redis(
+        host=address.host,
+        port=address.port,
+        password=password,
+        decode_responses=True,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
+    )
+
+
+class StateStore:
+    """Typed access to the cluster's state. Create with `connect`; close with `close` or ``async with``."""
+
+    def __init__(self, primary: aioredis.Redis, shards: Sequence[aioredis.Redis], *, max_events: int = 1000):
+        self._primary = primary
+        self._shards = list(shards) or [primary]
+        self._max_events = max_events
+
+    @classmethod
+    def connect(
+        cls,
+        endpoints: RedisEndpoints,
+        password: str | None = None,
+        *,
+        timeout: float = 5.0,
+        max_events: int = 1000,
+    ) -> StateStore:
+        """Clients for every server (connections open lazily). Password: argument, env, or file."""
+        pw = password if password is not None else endpoints.read_password()
+        primary = _client(endpoints.primary, pw, timeout)
+        return cls(primary, [_client(s, pw, timeout) for s in endpoints.shards], max_events=max_events)
+
+    async def close(self) -> None:
+        for client in {id(c): c for c in [self._primary, *self._shards]}.values():
+            await client.aclose()
+
+    async def __aenter__(self) -> StateStore:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def shard_count(self) -> int:
+        return len(self._shards)
+
+    def shard_of(self, node_id: str) -> int:
+        return shard_index(node_id, len(self._shards))
+
+    def _shard(self, node_id: str) -> aioredis.Redis:
+        return self._shards[self.shard_of(node_id)]
+
+    async def ping(self) -> None:
+        """Raises redis' ConnectionError / AuthenticationError unless every server answers."""
+        await asyncio.gather(self._primary.ping(), *(s.ping() for s in self._shards))
+
+    async def _publish(self, change: Change) -> None:
+        await self._primary.publish(CHANNEL, change.to_json())
+
+    def subscribe(self) -> ChangeSubscription:
+        """``async with store.subscribe() as changes: async for change in changes: ...``"""
+        return ChangeSubscription(self._primary.pubsub())
+
+    # -- node table ---------------------------------------------------------------------------
+
+    async def upsert_node(self, record: NodeRecord) -> None:
+        """Write every field of the node row (the controller's view of the node)."""
+        shard = self._shard(record.node_id)
+        async with shard.pipeline(transaction=True) as pipe:
+            fields: dict[Any, Any] = record.to_fields()
+            pipe.hset(node_key(record.node_id), mapping=fields)
+            pipe.sadd(NODES, record.node_id)
+            await pipe.execute()
+        await self._publish(Change(ChangeKind.NODE, (record.node_id,), record.status))
+
+    async def register_node(self, record: NodeRecord) -> None:
+        """An agent announcing itself: identity fields are written, an existing status/seq id is kept."""
+        fields: dict[Any, Any] = record.to_fields()
+        keep = {k: fields.pop(k) for k in ("status", "seq_id") if k in fields}
+        shard = self._shard(record.node_id)
+        key = node_key(record.node_id)
+        async with shard.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            for name, value in keep.items():
+                pipe.hsetnx(key, name, value)
+            pipe.sadd(NODES, record.node_id)
+            await pipe.execute()
+        await self._publish(Change(ChangeKind.NODE, (record.node_id,), "registered"))
+
+    async def set_node_status(self, node_id: str, status: str) -> None:
+        shard = self._shard(node_id)
+        async with shard.pipeline(transaction=True) as pipe:
+            pipe.hset(node_key(node_id), mapping={"node_id": node_id, "status": status})
+            pipe.sadd(NODES, node_id)
+            await pipe.execute()
+        await self._publish(Change(ChangeKind.NODE, (node_id,), status))
+
+    async def node(self, node_id: str) -> NodeRecord | None:
+        shard = self._shard(node_id)
+        async with shard.pipeline(transaction=False) as pipe:
+            pipe.hgetall(node_key(node_id))
+            pipe.zscore(HEARTBEATS, node_id)
+            fields, beat = await pipe.execute()
+        if not fields and beat is None:
+            return None
+        return NodeRecord.from_fields(node_id, fields, float(beat) if beat is not None else None)
+
+    async def _rows(self, shard: aioredis.Redis, beats: dict[str, float | None]) -> list[NodeRecord]:
+        ids = list(beats)
+        async with shard.pipeline(transaction=False) as pipe:
+            for node_id in ids:
+                pipe.hgetall(node_key(node_id))
+            rows = await pipe.execute()
+        return [NodeRecord.from_fields(i, f, beats[i]) for i, f in zip(ids, rows, strict=True)]
+
+    async def _shard_nodes(self, shard: aioredis.Redis) -> list[NodeRecord]:
+        async with shard.pipeline(transaction=False) as pipe:
+            pipe.smembers(NODES)
+            pipe.zrange(HEARTBEATS, 0, -1, withscores=True)
+            members, scored = await pipe.execute()
+        # Nodes that heartbeat without a row are listed too: the controller must see strangers.
+        beats: dict[str, float | None] = dict.fromkeys(sorted(members))
+        beats.update({node_id: float(score) for node_id, score in scored})
+        return await self._rows(shard, beats)
+
+    async def nodes(self) -> list[NodeRecord]:
+        """Every node, ordered by sequence id (unnumbered last), then id."""
+        per_shard = await asyncio.gather(*(self._shard_nodes(s) for s in self._shards))
+        records = [r for rows in per_shard for r in rows]
+        return sorted(records, key=lambda r: (r.seq_id is None, r.seq_id or 0, r.node_id))
+
+    async def remove_node(self, node_id: str) -> bool:
+        """Delete the node and everything reported about it. True if there was anything."""
+        shard = self._shard(node_id)
+        async with shard.pipeline(transaction=True) as pipe:
+            pipe.delete(node_key(node_id))
+            pipe.srem(NODES, node_id)
+            pipe.zrem(HEARTBEATS, node_id)
+            pipe.hdel(PROCESSES, node_id)
+            pipe.hdel(METRICS, node_id)
+            removed = await pipe.execute()
+        await self._publish(Change(ChangeKind.NODE_REMOVED, (node_id,)))
+        return any(removed)
+
+    # -- heartbeats, processes, metrics ------------------------------------------------------
+
+    async def heartbeat(
+        self,
+        node_id: str,
+        processes: Iterable[ProcessRecord] = (),
+        metrics: NodeMetrics | None = None,
+        *,
+        now: float | None = None,
+    ) -> bool:
+        """Record one node's heartbeat. True when its shard did not know the node (first
+        heartbeat, or the shard lost its data in a restart): the agent then registers again."""
+        t = time.time() if now is None else now
+        async with self._shard(node_id).pipeline(transaction=False) as pipe:
+            pipe.zadd(HEARTBEATS, {node_id: t})
+            pipe.hset(PROCESSES, node_id, encode_processes(tuple(processes)))
+            pipe.hset(METRICS, node_id, encode_metrics(metrics or NodeMetrics()))
+            added, _, _ = await pipe.execute()
+        await self._publish(Change(ChangeKind.HEARTBEAT, (node_id,)))
+        return bool(added)
+
+    async def heartbeats(self, batch: Sequence[Heartbeat], *, now: float | None = None) -> int:
+        """Record many heartbeats: three commands per shard, one notification. Returns how many
+        nodes were new to their shard."""
+        t = time.time() if now is None else now
+        groups: dict[int, list[Heartbeat]] = {}
+        for beat in batch:
+            groups.setdefault(self.shard_of(beat.node_id), []).append(beat)
+
+        async def write(index: int, beats: list[Heartbeat]) -> int:
+            async with self._shards[index].pipeline(transaction=False) as pipe:
+                pipe.zadd(HEARTBEATS, {b.node_id: b.time if b.time is not None else t for b in beats})
+                pipe.hset(PROCESSES, mapping={b.node_id: encode_processes(b.processes) for b in beats})
+                pipe.hset(METRICS, mapping={b.node_id: encode_metrics(b.metrics) for b in beats})
+                added, _, _ = await pipe.execute()
+            return int(added)
+
+        added = await asyncio.gather(*(write(i, beats) for i, beats in groups.items()))
+        ids = tuple(b.node_id for b in batch) if len(batch) <= MAX_IDS_PER_CHANGE else ()
+        await self._publish(Change(ChangeKind.HEARTBEAT, ids))
+        return sum(added)
+
+    async def processes(self, node_id: str) -> list[ProcessRecord]:
+        return decode_processes(await self._shard(node_id).hget(PROCESSES, node_id))
+
+    async def metrics(self, node_id: str) -> NodeMetrics | None:
+        return decode_metrics(await self._shard(node_id).hget(METRICS, node_id))
+
+    async def lost_nodes(self, timeout: float, now: float | None = None) -> list[NodeRecord]:
+        """Nodes whose last heartbeat is older than `timeout` seconds (never-seen nodes are not lost)."""
+        cutoff = (time.time() if now is None else now) - timeout
+
+        async def shard_lost(shard: aioredis.Redis) -> list[NodeRecord]:
+            stale = cast(
+                "list[tuple[str, float]]",
+                await shard.zrangebyscore(HEARTBEATS, "-inf", f"({cutoff}", withscores=True),
+            )
+            return await self._rows(shard, {node_id: float(score) for node_id, score in stale})
+
+        per_shard = await asyncio.gather(*(shard_lost(s) for s in self._shards))
+        return sorted((r for rows in per_shard for r in rows), key=lambda r: r.node_id)
+
+    # -- primary: sequence ids, events -------------------------------------------------------
+
+    async def next_seq_id(self) -> int:
+        """Unique, increasing, never reused (the primary persists its counter). The first is 1 (the head)."""
+        return int(await self._primary.incr(SEQ))
+
+    async def add_event(
+        self, kind: str, message: str, node_id: str | None = None, *, now: float | None = None
+    ) -> Event:
+        event = Event(time.time() if now is None else now, kind, message, node_id)
+        async with self._primary.pipeline(transaction=True) as pipe:
+            pipe.rpush(EVENTS, event.to_json())
+            pipe.ltrim(EVENTS, -self._max_events, -1)
+            await pipe.execute()
+        await self._publish(Change(ChangeKind.EVENT, (node_id,) if node_id else (), kind))
+        return event
+
+    async def events(self, limit: int = 100) -> list[Event]:
+        """The last `limit` events, oldest first."""
+        if limit <= 0:
+            return []
+        return [Event.from_json(raw) for raw in await self._primary.lrange(EVENTS, -limit, -1)]
