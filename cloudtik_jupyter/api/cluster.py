@@ -7,7 +7,8 @@ between calls) and an ``*_async`` twin that awaits the same coroutine from any l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping
+import builtins
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +18,7 @@ from ..cluster.context import CONFIG_FILE, ClusterContext, NodeRef, record_exist
 from ..cluster.progress import ProgressSink, ignore_progress
 from ..cluster.status import ClusterInfo, ClusterStatus, ClusterSummary, cluster_info, cluster_status
 from ..config.schema import ClusterConfig
-from ..errors import ClusterNotFound, CloudtikError
+from ..errors import CloudtikError, ClusterNotFound
 from ..providers import tags as T
 
 T_ = TypeVar("T_")
@@ -53,7 +54,7 @@ class Cluster:
         return self.config.cluster_name
 
     @classmethod
-    def list(cls) -> list[ClusterSummary]:
+    def list(cls) -> builtins.list[ClusterSummary]:
         """Clusters known on this machine, whoever made them (CLI, notebook or Python)."""
         from ..config import load_config
 
@@ -81,7 +82,9 @@ class Cluster:
         self._sync(launcher.up(self._ctx, progress=progress, with_workers=with_workers))
         return self
 
-    async def up_async(self, *, progress: ProgressSink = ignore_progress, with_workers: bool = True) -> Cluster:
+    async def up_async(
+        self, *, progress: ProgressSink = ignore_progress, with_workers: bool = True
+    ) -> Cluster:
         await self._async(launcher.up(self._ctx, progress=progress, with_workers=with_workers))
         return self
 
@@ -103,18 +106,43 @@ class Cluster:
     async def info_async(self) -> ClusterInfo:
         return await self._async(cluster_info(self._ctx))
 
+    def scale(
+        self, workers: int, *, node_type: str | None = None, progress: ProgressSink = ignore_progress
+    ) -> None:
+        """Ask for `workers` workers (of `node_type`, default the only worker type), within min/max."""
+        desired = launcher.desired_counts(self._ctx, workers, node_type)
+        self._sync(launcher.scale(self._ctx, desired, progress=progress))
+
+    async def scale_async(
+        self, workers: int, *, node_type: str | None = None, progress: ProgressSink = ignore_progress
+    ) -> None:
+        desired = launcher.desired_counts(self._ctx, workers, node_type)
+        await self._async(launcher.scale(self._ctx, desired, progress=progress))
+
+    async def watch_async(self, *, max_interval: float = 1.0) -> AsyncIterator[ClusterStatus]:
+        """Yield the status now and again whenever it changes, until the cluster is gone."""
+        last: ClusterStatus | None = None
+        while True:
+            current = await self.status_async()
+            if current != last:
+                yield current
+                last = current
+            if not current.nodes and not record_exists(self.name):
+                return
+            await asyncio.sleep(max_interval)
+
     def head_ip(self) -> str:
         ip = self.info().head_ip
         if ip is None:
             raise CloudtikError(f"cluster {self.name!r} has no head node (is it up?)")
         return ip
 
-    def worker_ips(self) -> list[str]:
+    def worker_ips(self) -> builtins.list[str]:
         return self.info().worker_ips
 
     # -- commands and files ---------------------------------------------------------------------
 
-    async def _select(self, node: str | None, all_nodes: bool) -> tuple[list[NodeRef], NodeRef]:
+    async def _select(self, node: str | None, all_nodes: bool) -> tuple[builtins.list[NodeRef], NodeRef]:
         nodes = await self._ctx.nodes()
         head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
         if head is None:
@@ -131,7 +159,7 @@ class Cluster:
 
     async def _exec(
         self, command: str, node: str | None, all_nodes: bool, check: bool, on_output: OutputCallback | None
-    ) -> list[Any]:
+    ) -> builtins.list[Any]:
         nodes, head = await self._select(node, all_nodes)
         targets = [self._ctx.target(n, head) for n in nodes]
         return await self._ctx.runner.run_many(targets, command, check=check, on_output=on_output)
@@ -144,7 +172,7 @@ class Cluster:
         all_nodes: bool = False,
         check: bool = False,
         on_output: OutputCallback | None = None,
-    ) -> list[Any]:
+    ) -> builtins.list[Any]:
         """Run `command` on the head (default), one node (id, seq id, ip or name) or all nodes."""
         return self._sync(self._exec(command, node, all_nodes, check, on_output))
 
@@ -156,14 +184,18 @@ class Cluster:
         all_nodes: bool = False,
         check: bool = False,
         on_output: OutputCallback | None = None,
-    ) -> list[Any]:
+    ) -> builtins.list[Any]:
         return await self._async(self._exec(command, node, all_nodes, check, on_output))
 
     async def _upload(self, local: Path, remote: str, node: str | None, all_nodes: bool) -> None:
         nodes, head = await self._select(node, all_nodes)
-        await asyncio.gather(*(self._ctx.runner.upload(self._ctx.target(n, head), local, remote) for n in nodes))
+        await asyncio.gather(
+            *(self._ctx.runner.upload(self._ctx.target(n, head), local, remote) for n in nodes)
+        )
 
-    def upload(self, local: str | Path, remote: str, *, node: str | None = None, all_nodes: bool = False) -> None:
+    def upload(
+        self, local: str | Path, remote: str, *, node: str | None = None, all_nodes: bool = False
+    ) -> None:
         self._sync(self._upload(Path(local), remote, node, all_nodes))
 
     async def upload_async(

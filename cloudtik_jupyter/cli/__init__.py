@@ -1,6 +1,7 @@
 """The `cloudtik` command: a thin layer over `cloudtik_jupyter.api`.
 
-Errors a user can act on print as one red line (exit 2 for bad input, 1 otherwise); `--debug` shows tracebacks.
+Errors a user can act on print as one red line (exit 2 for bad input, 1 otherwise);
+`--debug` shows tracebacks.
 """
 
 from __future__ import annotations

@@ -46,7 +46,10 @@ def up(config: str, yes: bool, no_workers: bool) -> None:
     from .render import status_table
 
     console.print(status_table(cluster.status()))
-    console.print(f"Cluster is up. Run commands: cloudtik exec {cluster.name} 'hostname'; stop: cloudtik down {cluster.name}")
+    console.print(
+        f"Cluster is up. Run commands: cloudtik exec {cluster.name} 'hostname'; "
+        f"stop: cloudtik down {cluster.name}"
+    )
 
 
 @click.command()

@@ -26,7 +26,9 @@ class ProgressPrinter:
         who = f"{event.node_kind or ''} {event.node_id}".strip() if event.node_id else "cluster"
         style = _STYLE.get(event.phase, "cyan")
         elapsed = event.at - self.started
-        self.console.print(f"[dim]{elapsed:6.2f}s[/] [{style}]{event.phase:>14}[/] [bold]{who}[/]: {event.message}")
+        self.console.print(
+            f"[dim]{elapsed:6.2f}s[/] [{style}]{event.phase:>14}[/] [bold]{who}[/]: {event.message}"
+        )
 
 
 def status_table(status: ClusterStatus) -> object:
@@ -37,9 +39,15 @@ def status_table(status: ClusterStatus) -> object:
         table.add_column(column)
     for n in status.nodes:
         style = "green" if n.status == "up-to-date" else "red" if n.status == "update-failed" else "yellow"
-        address = n.internal_ip if not n.external_ip or n.external_ip == n.internal_ip else f"{n.external_ip} / {n.internal_ip}"
+        address = (
+            n.internal_ip
+            if not n.external_ip or n.external_ip == n.internal_ip
+            else f"{n.external_ip} / {n.internal_ip}"
+        )
         table.add_row(str(n.seq), n.node_id, n.kind, n.node_type, address, f"[{style}]{n.status}[/]")
-    table.caption = f"workers ready {status.workers_ready} / min {status.workers_min} / max {status.workers_max}"
+    table.caption = (
+        f"workers ready {status.workers_ready} / min {status.workers_min} / max {status.workers_max}"
+    )
     return table
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 
+from ..errors import ConfigError
 from ..providers import tags as T
 from ..providers.base import NodeSpec
 from ..providers.tags import NodeStatus
@@ -80,7 +81,9 @@ async def ensure_workers(
     desired: dict[str, int] | None = None,
 ) -> list[NodeRef]:
     """Launch what is missing to reach `desired` (default min_workers) per type, then update in parallel."""
-    want = desired if desired is not None else {t: nt.min_workers for t, nt in ctx.config.worker_types().items()}
+    want = (
+        desired if desired is not None else {t: nt.min_workers for t, nt in ctx.config.worker_types().items()}
+    )
     nodes = await ctx.nodes()
     workers = [n for n in nodes if n.kind == T.KIND_WORKER]
     seq = _next_seq(nodes)
@@ -101,7 +104,9 @@ async def ensure_workers(
     return await ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
 
 
-async def up(ctx: ClusterContext, *, progress: ProgressSink = ignore_progress, with_workers: bool = True) -> None:
+async def up(
+    ctx: ClusterContext, *, progress: ProgressSink = ignore_progress, with_workers: bool = True
+) -> None:
     ctx.save_record()
     ctx.public_key()  # generate the cluster key before anything is launched with it
     head = await ensure_head(ctx, progress)
@@ -119,3 +124,44 @@ async def down(ctx: ClusterContext, *, progress: ProgressSink = ignore_progress)
     shutil.rmtree(ctx.dir, ignore_errors=True)
     progress(ProgressEvent("terminate", "cluster is down"))
     return len(nodes)
+
+
+def desired_counts(ctx: ClusterContext, workers: int, node_type: str | None) -> dict[str, int]:
+    """Validate a scale request against min/max; `node_type` defaults to the only worker type."""
+    types = ctx.config.worker_types()
+    if node_type is None:
+        if len(types) != 1:
+            raise ConfigError(
+                "node_type", f"cluster has several worker types; name one of: {', '.join(types)}"
+            )
+        node_type = next(iter(types))
+    if node_type not in types:
+        raise ConfigError(
+            "node_type", f"unknown worker type {node_type!r} (known: {', '.join(types) or 'none'})"
+        )
+    limits = types[node_type]
+    if not limits.min_workers <= workers <= limits.effective_max:
+        raise ConfigError(
+            "workers",
+            f"cannot scale {node_type} to {workers}: allowed {limits.min_workers}..{limits.effective_max} "
+            f"(available_node_types.{node_type}.min_workers/max_workers)",
+        )
+    return {node_type: workers}
+
+
+async def scale(
+    ctx: ClusterContext, desired: dict[str, int], *, progress: ProgressSink = ignore_progress
+) -> None:
+    """Launch or terminate workers of the given types to reach `desired`."""
+    head = await ctx.head()
+    if head is None:
+        raise ConfigError("", f"cluster {ctx.name!r} is not up")
+    await ensure_workers(ctx, head, progress, desired)
+    workers = await ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
+    extra: list[str] = []
+    for node_type, count in desired.items():
+        of_type = [w for w in workers if w.node_type == node_type]
+        extra += [w.node_id for w in sorted(of_type, key=lambda w: -w.seq)[: max(0, len(of_type) - count)]]
+    if extra:
+        progress(ProgressEvent("terminate", f"terminating {len(extra)} worker(s)"))
+        await asyncio.to_thread(ctx.provider.terminate_nodes, extra)

@@ -17,6 +17,25 @@ class NodeRow:
     internal_ip: str
     external_ip: str | None
     status: str
+    heartbeat_age: float | None = None  # seconds; None until the node's agent has reported
+    cpu_percent: float | None = None
+    memory_used: int | None = None  # bytes
+    memory_total: int | None = None
+
+
+@dataclass(frozen=True)
+class ServiceLink:
+    name: str
+    url: str
+    kind: str  # "web" | "endpoint"
+
+
+@dataclass(frozen=True)
+class ClusterEvent:
+    at: float  # unix time
+    kind: str
+    message: str
+    node_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -26,6 +45,9 @@ class ClusterStatus:
     nodes: list[NodeRow]
     workers_min: int
     workers_max: int
+    workers_desired: int = 0
+    links: list[ServiceLink] = field(default_factory=list)
+    events: list[ClusterEvent] = field(default_factory=list)
 
     @property
     def head(self) -> NodeRow | None:
@@ -38,13 +60,6 @@ class ClusterStatus:
     @property
     def workers_ready(self) -> int:
         return sum(1 for n in self.workers if n.status == T.NodeStatus.UP_TO_DATE.value)
-
-
-@dataclass(frozen=True)
-class ServiceLink:
-    name: str
-    url: str
-    kind: str  # "web" | "endpoint"
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,7 @@ async def cluster_status(ctx: ClusterContext) -> ClusterStatus:
         nodes=[node_row(n) for n in nodes],
         workers_min=sum(t.min_workers for t in types),
         workers_max=sum(t.effective_max for t in types),
+        workers_desired=sum(t.min_workers for t in types),
     )
 
 

@@ -40,8 +40,14 @@ def plan_for(config: ClusterConfig, kind: str) -> NodePlan:
     return NodePlan(
         file_mounts=dict(config.file_mounts),
         initialization=list(config.initialization_commands),
-        setup=[*config.setup_commands, *(config.head_setup_commands if head else config.worker_setup_commands)],
-        start=[*config.start_commands, *(config.head_start_commands if head else config.worker_start_commands)],
+        setup=[
+            *config.setup_commands,
+            *(config.head_setup_commands if head else config.worker_setup_commands),
+        ],
+        start=[
+            *config.start_commands,
+            *(config.head_start_commands if head else config.worker_start_commands),
+        ],
         launch_hash=config_hash(config, kind),
     )
 
@@ -93,7 +99,10 @@ async def _run_with_retries(
                     raise CommandFailed(node.node_id, command, exc.exit_status, exc.output_tail) from None
                 progress(
                     ProgressEvent(
-                        phase, f"{phase} command failed (try {attempt}/{tries}), retrying", node.node_id, node.kind
+                        phase,
+                        f"{phase} command failed (try {attempt}/{tries}), retrying",
+                        node.node_id,
+                        node.kind,
                     )
                 )
                 await asyncio.sleep(min(0.1 * 2**attempt, 2.0))  # backoff between tries, not synchronisation

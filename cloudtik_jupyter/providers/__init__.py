@@ -14,8 +14,12 @@ if TYPE_CHECKING:
 # type -> "module:NodeProviderClass"; modules are imported lazily.
 _NODE_PROVIDERS: dict[str, str] = {
     "virtual": "cloudtik_jupyter.providers.virtual.node_provider:VirtualNodeProvider",
+    "aws": "cloudtik_jupyter.providers.aws.node_provider:AwsNodeProvider",
 }
-_WORKSPACE_PROVIDERS: dict[str, str] = {}
+_WORKSPACE_PROVIDERS: dict[str, str] = {
+    "virtual": "cloudtik_jupyter.providers.virtual.workspace:VirtualWorkspaceProvider",
+    "aws": "cloudtik_jupyter.providers.aws.workspace:AwsWorkspaceProvider",
+}
 
 
 def provider_types() -> list[str]:
@@ -31,7 +35,9 @@ def node_provider(config: ClusterConfig) -> NodeProvider:
     """The NodeProvider for a validated cluster config."""
     kind = config.provider.type
     if kind not in _NODE_PROVIDERS:
-        raise ConfigError("provider.type", f"unknown provider {kind!r} (known: {', '.join(provider_types())})")
+        raise ConfigError(
+            "provider.type", f"unknown provider {kind!r} (known: {', '.join(provider_types())})"
+        )
     cls = _load(_NODE_PROVIDERS[kind])
     provider: NodeProvider = cls(config.provider, config.cluster_name, workspace_name=config.workspace_name)
     return provider
