@@ -44,7 +44,7 @@ def main() -> None:
     home = tempfile.mkdtemp(prefix="cloudtik-bench-")
     os.environ["CLOUDTIK_HOME"] = home
     from cloudtik_jupyter.api import Cluster
-    from cloudtik_jupyter.providers.virtual import hypervisor
+    from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 
     try:
         small = Cluster(config("bench", 2))
@@ -59,8 +59,16 @@ def main() -> None:
             t_exec_worker.append(timed(small.exec, "true", node=worker)[0])
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         cli = [sys.executable, "-m", "cloudtik_jupyter.cli"]
-        t_cli_status = min(timed(subprocess.run, [*cli, "status", "bench"], env=env, capture_output=True, check=True)[0] for _ in range(3))
-        t_cli_exec = min(timed(subprocess.run, [*cli, "exec", "bench", "true"], env=env, capture_output=True, check=True)[0] for _ in range(3))
+        t_cli_status = min(
+            timed(subprocess.run, [*cli, "status", "bench"], env=env, capture_output=True, check=True)[0]
+            for _ in range(3)
+        )
+        t_cli_exec = min(
+            timed(subprocess.run, [*cli, "exec", "bench", "true"], env=env, capture_output=True, check=True)[
+                0
+            ]
+            for _ in range(3)
+        )
         t_down, _ = timed(small.down)
 
         big = Cluster(config("bench20", 20))
@@ -69,7 +77,7 @@ def main() -> None:
         t_all20 = statistics.median(timed(big.exec, "true", all_nodes=True)[0] for _ in range(5))
         t_down20, _ = timed(big.down)
     finally:
-        hypervisor.shutdown_for_tests() if hasattr(hypervisor, "shutdown_for_tests") else None
+        teardown_virtual(Path(home))  # every node gone, the hypervisor stopped, nothing left running
 
     print(f"cloudtik_jupyter bench_up on {os.cpu_count()} cores (virtual provider, nothing to install)")
     row("up: head + 2 workers all up-to-date", t_up, "s", 3.0, "CloudTik 10.5 s, Ray 15.1 s")

@@ -10,18 +10,23 @@ import asyncio
 import builtins
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import aio, paths
 from ..cluster import launcher
 from ..cluster.context import CONFIG_FILE, ClusterContext, NodeRef, record_exists
 from ..cluster.progress import ProgressSink, ignore_progress
 from ..cluster.status import ClusterInfo, ClusterStatus, ClusterSummary, cluster_info, cluster_status
+from ..cluster.updater import node_env
 from ..config.schema import ClusterConfig
 from ..errors import CloudtikError, ClusterNotFound
 from ..providers import tags as T
 
+if TYPE_CHECKING:
+    from ..ssh.runner import CommandResult
+
 T_ = TypeVar("T_")
+EXEC_CONCURRENCY = 32
 OutputCallback = Callable[[str, str, str], None]  # (node_id, stream, line)
 
 
@@ -159,10 +164,21 @@ class Cluster:
 
     async def _exec(
         self, command: str, node: str | None, all_nodes: bool, check: bool, on_output: OutputCallback | None
-    ) -> builtins.list[Any]:
+    ) -> builtins.list[CommandResult]:
         nodes, head = await self._select(node, all_nodes)
-        targets = [self._ctx.target(n, head) for n in nodes]
-        return await self._ctx.runner.run_many(targets, command, check=check, on_output=on_output)
+        sem = asyncio.Semaphore(EXEC_CONCURRENCY)
+
+        async def run(n: NodeRef) -> CommandResult:
+            async with sem:
+                return await self._ctx.runner.run(
+                    self._ctx.target(n, head),
+                    command,
+                    env=node_env(self._ctx, n, head),
+                    check=check,
+                    on_output=on_output,
+                )
+
+        return list(await asyncio.gather(*(run(n) for n in nodes)))
 
     def exec(
         self,
@@ -172,7 +188,7 @@ class Cluster:
         all_nodes: bool = False,
         check: bool = False,
         on_output: OutputCallback | None = None,
-    ) -> builtins.list[Any]:
+    ) -> builtins.list[CommandResult]:
         """Run `command` on the head (default), one node (id, seq id, ip or name) or all nodes."""
         return self._sync(self._exec(command, node, all_nodes, check, on_output))
 
@@ -184,7 +200,7 @@ class Cluster:
         all_nodes: bool = False,
         check: bool = False,
         on_output: OutputCallback | None = None,
-    ) -> builtins.list[Any]:
+    ) -> builtins.list[CommandResult]:
         return await self._async(self._exec(command, node, all_nodes, check, on_output))
 
     async def _upload(self, local: Path, remote: str, node: str | None, all_nodes: bool) -> None:

@@ -46,10 +46,8 @@ def up(config: str, yes: bool, no_workers: bool) -> None:
     from .render import status_table
 
     console.print(status_table(cluster.status()))
-    console.print(
-        f"Cluster is up. Run commands: cloudtik exec {cluster.name} 'hostname'; "
-        f"stop: cloudtik down {cluster.name}"
-    )
+    click.echo(f"Cluster is up. Run commands: cloudtik exec {cluster.name} 'hostname'")
+    click.echo(f"Stop it: cloudtik down {cluster.name}")
 
 
 @click.command()
@@ -96,7 +94,7 @@ def exec_(cluster: str, command: str, node: str | None, all_nodes: bool) -> None
 
     def on_output(node_id: str, stream: str, line: str) -> None:
         out = sys.stderr if stream == "stderr" else sys.stdout
-        out.write(f"[{node_id}] {line}" if prefix else line)
+        out.write(f"[{node_id}] {line}\n" if prefix else f"{line}\n")
         out.flush()
 
     results = c.exec(command, node=node, all_nodes=all_nodes, on_output=on_output)

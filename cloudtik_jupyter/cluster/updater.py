@@ -7,7 +7,6 @@ provider tags, so an interrupted update is simply re-run.
 from __future__ import annotations
 
 import asyncio
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,12 +67,6 @@ def node_env(ctx: ClusterContext, node: NodeRef, head: NodeRef | None) -> dict[s
     }
 
 
-def with_env(command: str, env: dict[str, str]) -> str:
-    # Exported in the command itself: sshd's AcceptEnv would drop most variables sent the SSH way.
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    return f"export {exports}; {command}"
-
-
 async def _set_status(ctx: ClusterContext, node: NodeRef, status: NodeStatus, **extra: str) -> None:
     await asyncio.to_thread(ctx.provider.set_node_tags, node.node_id, {T.NODE_STATUS: status.value, **extra})
 
@@ -92,7 +85,7 @@ async def _run_with_retries(
     for command in commands:
         for attempt in range(1, tries + 1):
             try:
-                await ctx.runner.run(target, with_env(command, env), check=True)
+                await ctx.runner.run(target, command, env=env, check=True)
                 break
             except CommandFailed as exc:
                 if attempt == tries:

@@ -1,0 +1,234 @@
+"""`up`/`exec`/`down` of real virtual clusters through the API and the real `cloudtik` CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import psutil
+import pytest
+
+from cloudtik_jupyter import paths
+from cloudtik_jupyter.api import Cluster
+from cloudtik_jupyter.cluster.context import HOST_KEYS_FILE, KEY_FILE
+from cloudtik_jupyter.errors import CommandFailed, HostKeyChanged
+from cloudtik_jupyter.providers import tags as T
+from cloudtik_jupyter.providers.virtual.client import HypervisorClient
+from cloudtik_jupyter.providers.virtual.testing import processes_using_home
+from cloudtik_jupyter.ssh.host_keys import HostKeyStore
+from cloudtik_jupyter.waiting import wait_for_sync
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def small(name: str = "life", workers: int = 2, **extra: Any) -> dict[str, Any]:
+    return {
+        "cluster_name": name,
+        "provider": {"type": "virtual"},
+        "head_node_type": "head",
+        "available_node_types": {"head": {}, "worker": {"min_workers": workers, "max_workers": 4}},
+        **extra,
+    }
+
+
+def cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    env = {**os.environ, "CLOUDTIK_HOME": str(home), "PATH": path}
+    return subprocess.run(
+        [sys.executable, "-m", "cloudtik_jupyter.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def listening_on(ips: set[str]) -> list[Any]:
+    return [c for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.laddr.ip in ips]
+
+
+def test_up_exec_down(cloudtik_home: Path) -> None:
+    cluster = Cluster(small()).up()
+    status = cluster.status()
+    assert [n.kind for n in status.nodes] == ["head", "worker", "worker"]
+    assert all(n.status == "up-to-date" for n in status.nodes)
+    assert [n.seq for n in status.nodes] == [1, 2, 3]
+    ips = {n.internal_ip for n in status.nodes}
+    assert len(ips) == 3
+
+    results = cluster.exec("echo $CLOUDTIK_NODE_IP", all_nodes=True, check=True)
+    assert [r.stdout.strip() for r in results] == [n.internal_ip for n in status.nodes]
+    worker = status.workers[1]
+    (only,) = cluster.exec("echo $CLOUDTIK_NODE_KIND $CLOUDTIK_HEAD_IP; exit 3", node=str(worker.seq))
+    assert only.exit_status == 3 and only.stdout.split() == ["worker", status.nodes[0].internal_ip]
+
+    # The cluster's own key, pinned host keys, and files 0600.
+    record = paths.cluster_dir("life")
+    for secret in (record / KEY_FILE, record / HOST_KEYS_FILE):
+        assert secret.stat().st_mode & 0o777 == 0o600
+    pins = HostKeyStore(record / HOST_KEYS_FILE)
+    for n in status.nodes:
+        pinned = pins.get(n.node_id)
+        assert pinned is not None and pinned.host_key == cluster._ctx.provider.address(n.node_id).host_key
+
+    # Workers are private: the client cannot reach a worker's SSH server directly, only through the head.
+    async def direct() -> None:
+        async with asyncssh.connect(
+            worker.internal_ip,
+            cluster._ctx.provider.address(worker.node_id).ssh_port,
+            username=cluster.config.auth.ssh_user,
+            client_keys=[str(record / KEY_FILE)],
+            known_hosts=None,
+            connect_timeout=5,
+        ):
+            pass
+
+    with pytest.raises((OSError, asyncssh.Error)):
+        asyncio.run(direct())
+
+    assert cluster.down() == 3
+    assert Cluster.list() == []
+    hypervisor = HypervisorClient(cloudtik_home).ping()
+    assert hypervisor is not None
+    wait_for_sync(
+        lambda: [p.pid for p in processes_using_home(cloudtik_home)] == [hypervisor.pid],
+        timeout=10,
+        what="every node process to exit (only the hypervisor left)",
+    )
+    assert listening_on(ips) == []
+    assert not record.exists()
+
+
+def test_up_is_idempotent_and_syncs_file_mounts(cloudtik_home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "input.txt").write_text("42\n")
+    config = small(
+        "idem",
+        file_mounts={"~/data": str(data)},
+        setup_commands=["echo ran >> ~/setup-runs"],
+        start_commands=["cat ~/data/input.txt > ~/started"],
+    )
+    cluster = Cluster(config).up()
+    before = cluster.status()
+    cluster.up()
+    after = cluster.status()
+    assert [n.node_id for n in after.nodes] == [n.node_id for n in before.nodes]
+    runs = cluster.exec("wc -l < ~/setup-runs; cat ~/started", all_nodes=True, check=True)
+    assert [r.stdout.split() for r in runs] == [["1", "42"]] * 3
+
+    # A changed config (a different mounted file) re-runs setup on every node, still without new nodes.
+    (data / "input.txt").write_text("43\n")
+    Cluster(config).up()
+    runs = cluster.exec("wc -l < ~/setup-runs; cat ~/started", all_nodes=True, check=True)
+    assert [r.stdout.split() for r in runs] == [["2", "43"]] * 3
+    assert [n.node_id for n in cluster.status().nodes] == [n.node_id for n in before.nodes]
+    cluster.down()
+
+
+def test_failing_setup_names_node_command_and_output(cloudtik_home: Path) -> None:
+    cluster = Cluster(small("broken", workers=0, setup_commands=["echo disk full >&2; exit 7"]))
+    with pytest.raises(CommandFailed) as info:
+        cluster.up()
+    message = str(info.value)
+    assert "exit 7" in message and "exited with 7" in message and "disk full" in message
+    (head,) = cluster.status().nodes
+    assert head.status == T.NodeStatus.UPDATE_FAILED.value
+    cluster.down()
+
+
+def test_interrupted_up_converges_without_duplicates(cloudtik_home: Path, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    config = tmp_path / "gated.yaml"
+    config.write_text(
+        "from: virtual-small\ncluster_name: gated\n"
+        f"worker_setup_commands: ['while [ ! -e {gate} ]; do sleep 0.05; done']\n"
+    )
+    env = {**os.environ, "CLOUDTIK_HOME": str(cloudtik_home)}
+    client = subprocess.Popen(
+        [sys.executable, "-m", "cloudtik_jupyter.cli", "up", str(config), "--yes"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        cluster = Cluster(str(config))
+
+        def setting_up_workers() -> bool:
+            statuses = [n.status for n in cluster.status().workers]
+            return statuses.count(T.NodeStatus.SETTING_UP.value) == 2
+
+        wait_for_sync(setting_up_workers, timeout=60, what="both workers to be setting up")
+        client.kill()  # the client dies mid-setup, as a closed laptop would
+    finally:
+        client.kill()
+        client.wait(timeout=30)
+
+    gate.touch()
+    done = cli(cloudtik_home, "up", str(config), "--yes")
+    assert done.returncode == 0, done.stderr
+    status = cluster.status()
+    assert len(status.nodes) == 3, status.nodes
+    assert [n.kind for n in status.nodes] == ["head", "worker", "worker"]
+    assert all(n.status == "up-to-date" for n in status.nodes)
+    assert cli(cloudtik_home, "down", "gated", "--yes").returncode == 0
+
+
+def test_changed_host_key_is_refused(cloudtik_home: Path) -> None:
+    cluster = Cluster(small("pinned", workers=0)).up()
+    (head,) = cluster.status().nodes
+    cluster.close()
+    # The node now presents a different host key than the one pinned for it (as an impostor would).
+    pins = HostKeyStore(paths.cluster_dir("pinned") / HOST_KEYS_FILE)
+    original = pins.get(head.node_id)
+    assert original is not None
+    impostor = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    pins.forget(head.node_id)
+    pins.pin(head.node_id, impostor, original.address)
+    with pytest.raises(HostKeyChanged) as info:
+        Cluster("pinned").exec("true")
+    assert head.node_id in str(info.value)
+    result = cli(cloudtik_home, "exec", "pinned", "true")
+    assert result.returncode == 1 and "host key" in result.stderr.lower()
+    assert Cluster("pinned").down() == 1
+
+
+def test_cli_end_to_end(cloudtik_home: Path) -> None:
+    up = cli(cloudtik_home, "up", "examples/virtual-small.yaml", "--yes")
+    assert up.returncode == 0, up.stderr
+    assert "up-to-date" in up.stdout
+    ran = cli(cloudtik_home, "exec", "small", "echo $CLOUDTIK_NODE_KIND", "--all-nodes")
+    assert ran.returncode == 0, ran.stderr
+    lines = sorted(line.split("] ", 1)[1] for line in ran.stdout.splitlines())
+    assert lines == ["head", "worker", "worker"]
+    assert cli(cloudtik_home, "exec", "small", "exit 5").returncode == 5
+    status = cli(cloudtik_home, "status", "small")
+    assert status.returncode == 0 and status.stdout.count("up-to-date") == 3
+    head_ip = cli(cloudtik_home, "head-ip", "small").stdout.strip()
+    workers = cli(cloudtik_home, "worker-ips", "small").stdout.split()
+    assert head_ip.startswith("127.") and len(workers) == 2 and head_ip not in workers
+    assert "small\tvirtual" in cli(cloudtik_home, "list").stdout
+    down = cli(cloudtik_home, "down", "small", "--yes")
+    assert down.returncode == 0, down.stderr
+    assert cli(cloudtik_home, "list").stdout.strip() == "no clusters"
+
+
+def test_upload_download(cloudtik_home: Path, tmp_path: Path) -> None:
+    cluster = Cluster(small("files", workers=1)).up()
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_text("alpha")
+    cluster.upload(src, "~/copied", all_nodes=True)
+    results = cluster.exec("cat ~/copied/sub/a.txt", all_nodes=True, check=True)
+    assert [r.stdout for r in results] == ["alpha", "alpha"]
+    cluster.exec("echo beta > ~/copied/b.txt", node="2", check=True)
+    cluster.download("~/copied", tmp_path / "back", node="2")
+    assert (tmp_path / "back" / "b.txt").read_text() == "beta\n"
+    assert (tmp_path / "back" / "sub" / "a.txt").read_text() == "alpha"
+    cluster.down()
