@@ -141,7 +141,3 @@ def info(source: str) -> None:
     """Ids and names of WORKSPACE's resources (what clusters in it use)."""
     for key, value in _workspace(source, _console()).info().items():
         click.echo(f"{key + ':':<26}{value}")
-
-
-if __name__ == "__main__":
-    workspace()

@@ -1,0 +1,267 @@
+"""AWS WorkspaceProvider: the network, firewall, identities and bucket a team's clusters share.
+
+Every step finds its resource by tag before creating it, so an interrupted `create` converges when
+re-run and never duplicates; `delete` undoes the steps in reverse order and touches only what is tagged
+as the workspace's own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ...errors import ConfigError, ProviderError
+from .. import tags as T
+from ..base import ResourceStatus
+from . import gateways, identity, network, peering, storage
+from . import naming as N
+from .clients import AwsClients, aws_errors, make_clients
+from .firewall import delete_security_group, ensure_security_group, find_security_group
+from .lookup import workspace_instances
+from .naming import WorkspaceNames, tag_dict
+from .policies import PolicyScope, head_policy, worker_policy
+from .polling import poll
+
+if TYPE_CHECKING:
+    from ...config.schema import AwsProviderConfig
+    from ...config.workspace import NetworkingConfig, WorkspaceConfig
+
+ANYWHERE = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What `create` checked before touching anything (bad input creates nothing)."""
+
+    zones: tuple[str, ...]
+    shared_vpc: network.Vpc | None
+    peer_vpc: network.Vpc | None
+
+
+class AwsWorkspaceProvider:
+    def __init__(
+        self,
+        provider_config: AwsProviderConfig,
+        workspace_name: str,
+        config: WorkspaceConfig | None = None,
+        *,
+        clients: AwsClients | None = None,
+        progress: Callable[[str], None] | None = None,
+        timeout: float = 900.0,
+    ) -> None:
+        self.provider_config = provider_config
+        self.workspace_name = workspace_name
+        self.config = config
+        self.names = WorkspaceNames(workspace_name)
+        self.timeout = timeout  # per wait (a NAT gateway takes minutes on AWS, none on moto)
+        self._clients = clients
+        self._progress = progress or (lambda message: None)
+        self._account: str | None = None
+
+    @property
+    def clients(self) -> AwsClients:
+        if self._clients is None:
+            pc = self.provider_config
+            self._clients = make_clients(pc.region, pc.endpoint_url)
+        return self._clients
+
+    @property
+    def _ec2(self) -> Any:
+        return self.clients.ec2
+
+    def _roles(self) -> tuple[identity.RoleSpec, identity.RoleSpec]:
+        n = self.names
+        return (
+            identity.RoleSpec(n.head_role, n.head_profile, N.HEAD_ROLE, N.HEAD_PROFILE),
+            identity.RoleSpec(n.worker_role, n.worker_profile, N.WORKER_ROLE, N.WORKER_PROFILE),
+        )
+
+    @property
+    def account_id(self) -> str:
+        if self._account is None:
+            self._account = str(self.clients.sts.get_caller_identity()["Account"])
+        return self._account
+
+    @property
+    def bucket(self) -> str:
+        return self.names.bucket(self.account_id, self.clients.region)
+
+    # -- create -----------------------------------------------------------------------------------
+
+    def _networking(self) -> NetworkingConfig:
+        if self.config is None:
+            raise ConfigError("networking", "creating or updating a workspace needs its config (networking)")
+        return self.config.networking
+
+    def _check_inputs(self, net: NetworkingConfig) -> Inputs:
+        ec2, region = self._ec2, self.clients.region
+        zones = tuple(self.provider_config.availability_zones or ())
+        if not zones:
+            found = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])
+            zones = tuple(sorted(z["ZoneName"] for z in found["AvailabilityZones"])[:2])
+        if not zones:
+            raise ConfigError("provider.availability_zones", f"no available zones found in {region}")
+        shared = peer = None
+        if net.mode == "shared-vpc":
+            shared = network.describe_vpc(ec2, str(net.vpc_id))
+            if shared is None:
+                raise ConfigError("networking.vpc_id", f"no VPC {net.vpc_id} in {region}")
+        if net.mode == "peering":
+            peer = network.describe_vpc(ec2, str(net.peer_vpc_id))
+            if peer is None:
+                raise ConfigError("networking.peer_vpc_id", f"no VPC {net.peer_vpc_id} in {region}")
+            if ipaddress.ip_network(net.vpc_cidr).overlaps(ipaddress.ip_network(peer.cidr)):
+                raise ConfigError(
+                    "networking.vpc_cidr",
+                    f"{net.vpc_cidr} overlaps the peer VPC's {peer.cidr}; choose another block",
+                )
+        return Inputs(zones, shared, peer)
+
+    def create(self) -> None:
+        """Create what is missing, converge what exists (also how `update` applies a changed config)."""
+        net = self._networking()
+        ec2, names, say = self._ec2, self.names, self._progress
+        with aws_errors(f"creating workspace {self.workspace_name!r}"):
+            inputs = self._check_inputs(net)
+            say("VPC")
+            vpc = inputs.shared_vpc or network.ensure_vpc(ec2, names, net.vpc_cidr)
+            say("internet gateway")
+            igw = network.ensure_internet_gateway(ec2, names, vpc)
+            say("subnets")
+            subnets = network.ensure_subnets(ec2, names, vpc, inputs.zones)
+            public_subnet = subnets[N.PUBLIC_SUBNET].id
+            private_subnets = [subnets[r].id for r in N.PRIVATE_SUBNETS]
+            say("public route table")
+            public_rt = network.ensure_route_table(ec2, names, vpc, N.PUBLIC_ROUTE_TABLE).id
+            network.ensure_route(ec2, public_rt, ANYWHERE, GatewayId=igw)
+            network.ensure_associations(ec2, public_rt, [public_subnet])
+            say("NAT gateway")
+            allocation = gateways.ensure_eip(ec2, names)
+            nat = gateways.ensure_nat(ec2, names, public_subnet, allocation, self.timeout)
+            say("private route table")
+            private_rt = network.ensure_route_table(ec2, names, vpc, N.PRIVATE_ROUTE_TABLE).id
+            network.ensure_route(ec2, private_rt, ANYWHERE, NatGatewayId=nat)
+            network.ensure_associations(ec2, private_rt, private_subnets)
+            say("S3 endpoint")
+            gateways.ensure_s3_endpoint(ec2, names, self.clients.region, vpc.id, [public_rt, private_rt])
+            say("security group")
+            ssh_from = list(net.allowed_ssh_cidrs)
+            if inputs.peer_vpc:
+                ssh_from.append(inputs.peer_vpc.cidr)  # the client lives in the peer VPC
+            if inputs.shared_vpc:
+                ssh_from.append(inputs.shared_vpc.cidr)  # ...or in the shared VPC itself
+            ensure_security_group(ec2, names, vpc.id, net.mode, sorted(set(ssh_from)))
+            if inputs.peer_vpc:
+                say("VPC peering")
+                peering.ensure_peering(
+                    ec2, names, vpc, inputs.peer_vpc, [public_rt, private_rt], self.timeout
+                )
+            say("IAM roles and instance profiles")
+            self._create_identity()
+            say("bucket")
+            storage.ensure_bucket(self.clients.s3, names, self.bucket, self.clients.region, N.BUCKET)
+
+    def _create_identity(self) -> None:
+        iam = self.clients.iam
+        head, worker = self._roles()
+        worker_arn = identity.ensure_role(iam, self.names, worker)
+        identity.ensure_role(iam, self.names, head)
+        scope = PolicyScope(
+            self.workspace_name, self.account_id, self.clients.region, self.bucket, worker_arn
+        )
+        identity.ensure_role_policy(iam, worker, worker_policy(scope))
+        identity.ensure_role_policy(iam, head, head_policy(scope))
+        identity.ensure_profile(iam, self.names, worker)
+        identity.ensure_profile(iam, self.names, head)
+
+    # -- delete -----------------------------------------------------------------------------------
+
+    def delete(self, force: bool = False) -> None:
+        """Delete in reverse order. Refuses while instances run in the workspace or the bucket holds data,
+        unless `force` (then instances are terminated and the bucket emptied first)."""
+        ec2, names, say, t = self._ec2, self.names, self._progress, self.timeout
+        with aws_errors(f"deleting workspace {self.workspace_name!r}"):
+            instances = [i["InstanceId"] for i in workspace_instances(ec2, self.workspace_name)]
+            has_bucket = storage.bucket_exists(self.clients.s3, self.bucket)
+            objects = storage.object_count(self.clients.s3, self.bucket) if has_bucket else 0
+            if not force and instances:
+                clusters = sorted(self.cluster_names())
+                raise ProviderError(
+                    f"workspace {self.workspace_name!r} has {len(instances)} instance(s) running "
+                    f"(clusters: {', '.join(clusters) or '?'}); take them down first, or delete with force"
+                )
+            if not force and objects:
+                raise ProviderError(
+                    f"bucket {self.bucket} of workspace {self.workspace_name!r} still holds objects; "
+                    f"empty it first, or delete with force"
+                )
+            if instances:
+                say(f"terminating {len(instances)} instance(s)")
+                ec2.terminate_instances(InstanceIds=instances)
+                poll(
+                    lambda: not workspace_instances(ec2, self.workspace_name),
+                    timeout=t,
+                    what=f"instances of workspace {self.workspace_name!r} to terminate",
+                )
+            say("bucket")
+            storage.delete_bucket(self.clients.s3, self.bucket)
+            say("IAM roles and instance profiles")
+            for spec in self._roles():
+                identity.delete_identity(self.clients.iam, spec)
+            say("VPC peering")
+            peering.delete_peering(ec2, names, t)
+            say("security group")
+            delete_security_group(ec2, names, t)
+            say("S3 endpoint")
+            gateways.delete_s3_endpoint(ec2, names)
+            say("private route table")
+            network.delete_route_table(ec2, names, N.PRIVATE_ROUTE_TABLE)
+            say("NAT gateway")
+            gateways.delete_nat(ec2, names, t)  # must be gone before its address can be released
+            gateways.release_eip(ec2, names, t)
+            say("public route table")
+            network.delete_route_table(ec2, names, N.PUBLIC_ROUTE_TABLE)
+            say("subnets")
+            network.delete_subnets(ec2, names, t)
+            say("internet gateway")
+            network.delete_internet_gateways(ec2, names, t)
+            say("VPC")
+            network.delete_vpc(ec2, names, t)
+
+    def cluster_names(self) -> set[str]:
+        found = workspace_instances(self._ec2, self.workspace_name)
+        return {tag_dict(i.get("Tags")).get(T.CLUSTER, "") for i in found} - {""}
+
+    # -- status and info ----------------------------------------------------------------------------
+
+    def status(self) -> list[ResourceStatus]:
+        from .status import workspace_status
+
+        with aws_errors(f"reading workspace {self.workspace_name!r}"):
+            return workspace_status(self)
+
+    def info(self) -> dict[str, str]:
+        with aws_errors(f"reading workspace {self.workspace_name!r}"):
+            out = {"provider": "aws", "region": self.clients.region}
+            group = find_security_group(self._ec2, self.names)
+            if group is not None:
+                out["networking"] = tag_dict(group.get("Tags")).get(N.NETWORKING, "")
+                out["vpc"] = group["VpcId"]
+                out["security_group"] = group["GroupId"]
+            subnets = network.find_subnets(self._ec2, self.names)
+            if N.PUBLIC_SUBNET in subnets:
+                out["public_subnet"] = subnets[N.PUBLIC_SUBNET].id
+            private = [subnets[r].id for r in N.PRIVATE_SUBNETS if r in subnets]
+            if private:
+                out["private_subnets"] = ",".join(private)
+            out["head_instance_profile"] = self.names.head_profile
+            out["worker_instance_profile"] = self.names.worker_profile
+            out["bucket"] = self.bucket
+            pcx = peering.find_peering(self._ec2, self.names)
+            if pcx is not None:
+                out["peering_connection"] = pcx["VpcPeeringConnectionId"]
+            clusters = sorted(self.cluster_names())
+            out["clusters"] = ",".join(clusters) if clusters else "-"
+            return out
