@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -41,3 +41,35 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except KeyboardInterrupt:
         fut.cancel()
         raise
+
+
+_END = object()
+
+
+async def bridge(agen: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Iterate, from the caller's loop, an async generator that runs on the private loop."""
+    caller = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[object, BaseException | None]] = asyncio.Queue()
+
+    async def pump() -> None:
+        error: BaseException | None = None
+        try:
+            async for item in agen:
+                caller.call_soon_threadsafe(queue.put_nowait, (item, None))
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            caller.call_soon_threadsafe(queue.put_nowait, (_END, error))
+
+    fut = submit(pump())
+    try:
+        while True:
+            item, error = await queue.get()
+            if item is _END:
+                if error is not None and not isinstance(error, asyncio.CancelledError):
+                    raise error
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        fut.cancel()

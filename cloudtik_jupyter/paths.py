@@ -40,3 +40,11 @@ def write_private(path: Path, data: str | bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
     os.replace(tmp, path)
+
+
+def node_state_dir() -> Path:
+    """On a cluster node: the node's own state (cluster config, head key, redis, agent), under its $HOME.
+
+    Distinct from `home()`, which on a virtual node still names the provider's state dir.
+    """
+    return Path.home() / ".cloudtik" / "node"

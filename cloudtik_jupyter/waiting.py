@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .errors import Timeout
 
@@ -13,13 +13,13 @@ T = TypeVar("T")
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[T | None]] | Callable[[], T | None],
+    condition: Callable[[], Any],  # returns a value or an awaitable of one; truthy ends the wait
     *,
     timeout: float,
     what: str,
     interval: float = 0.02,
     max_interval: float = 0.5,
-) -> T:
+) -> Any:
     """Poll `condition` until it returns a truthy value; back off up to `max_interval`.
 
     Raises `Timeout` naming `what` when the deadline passes.
@@ -31,7 +31,7 @@ async def wait_for(
         if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
             result = await result
         if result:
-            return result  # type: ignore[return-value]
+            return result
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise Timeout(f"timed out after {timeout:g}s waiting for {what}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import random
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,11 +17,19 @@ from .. import aio, paths
 from ..cluster import launcher
 from ..cluster.context import CONFIG_FILE, ClusterContext, NodeRef, record_exists
 from ..cluster.progress import ProgressSink, ignore_progress
-from ..cluster.status import ClusterInfo, ClusterStatus, ClusterSummary, cluster_info, cluster_status
+from ..cluster.status import (
+    ClusterEvent,
+    ClusterInfo,
+    ClusterStatus,
+    ClusterSummary,
+    cluster_info,
+    cluster_status,
+)
 from ..cluster.updater import node_env
 from ..config.schema import ClusterConfig
 from ..errors import CloudtikError, ClusterNotFound
 from ..providers import tags as T
+from ..state.records import ChangeKind
 
 if TYPE_CHECKING:
     from ..ssh.runner import CommandResult
@@ -112,29 +121,110 @@ class Cluster:
         return await self._async(cluster_info(self._ctx))
 
     def scale(
-        self, workers: int, *, node_type: str | None = None, progress: ProgressSink = ignore_progress
+        self,
+        workers: int,
+        *,
+        node_type: str | None = None,
+        wait: bool = True,
+        timeout: float = 300.0,
+        progress: ProgressSink = ignore_progress,
     ) -> None:
-        """Ask for `workers` workers (of `node_type`, default the only worker type), within min/max."""
+        """Ask the head for `workers` workers (of `node_type`, default the only worker type), within
+        min/max; with `wait`, return once they are all up-to-date."""
         desired = launcher.desired_counts(self._ctx, workers, node_type)
-        self._sync(launcher.scale(self._ctx, desired, progress=progress))
+        self._sync(launcher.scale(self._ctx, desired, progress=progress, wait=wait, timeout=timeout))
 
     async def scale_async(
-        self, workers: int, *, node_type: str | None = None, progress: ProgressSink = ignore_progress
+        self,
+        workers: int,
+        *,
+        node_type: str | None = None,
+        wait: bool = True,
+        timeout: float = 300.0,
+        progress: ProgressSink = ignore_progress,
     ) -> None:
         desired = launcher.desired_counts(self._ctx, workers, node_type)
-        await self._async(launcher.scale(self._ctx, desired, progress=progress))
+        await self._async(launcher.scale(self._ctx, desired, progress=progress, wait=wait, timeout=timeout))
 
-    async def watch_async(self, *, max_interval: float = 1.0) -> AsyncIterator[ClusterStatus]:
-        """Yield the status now and again whenever it changes, until the cluster is gone."""
+    def wait_for_ready(
+        self, *, timeout: float = 300.0, progress: ProgressSink = ignore_progress
+    ) -> ClusterStatus:
+        """Wait until every desired worker is up-to-date."""
+
+        async def wait() -> ClusterStatus:
+            desired = await launcher.current_desired(self._ctx)
+            await launcher.wait_for_workers(self._ctx, desired, progress=progress, timeout=timeout)
+            return await cluster_status(self._ctx)
+
+        return self._sync(wait())
+
+    def kill_node(self, node: str | None = None) -> str:
+        """Terminate one node through the provider, as a failing instance would (default: a worker)."""
+
+        async def kill() -> str:
+            if node is None:
+                workers = await self._ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
+                if not workers:
+                    raise CloudtikError(f"cluster {self.name!r} has no worker to kill")
+                victim = random.choice(workers)
+            else:
+                (victim,), _ = await self._select(node, False)
+            await asyncio.to_thread(self._ctx.provider.terminate_nodes, [victim.node_id])
+            return victim.node_id
+
+        return self._sync(kill())
+
+    async def _watch(self, max_interval: float) -> AsyncIterator[ClusterStatus]:
         last: ClusterStatus | None = None
         while True:
-            current = await self.status_async()
+            current = await cluster_status(self._ctx)
             if current != last:
                 yield current
                 last = current
             if not current.nodes and not record_exists(self.name):
                 return
-            await asyncio.sleep(max_interval)
+            await self._next_change(current, max_interval)
+
+    async def _next_change(self, status: ClusterStatus, timeout: float) -> None:
+        """Return on the store's next change (or after `timeout`, the most a view is allowed to lag)."""
+        head = await self._ctx.head() if status.head else None
+        if head is None or head.status != T.NodeStatus.UP_TO_DATE.value:
+            await asyncio.sleep(min(timeout, 0.2))  # no store yet: look again soon
+            return
+        try:
+            store = await self._ctx.store(head)
+            async with store.subscribe() as changes:
+                await changes.poll(timeout)
+        except Exception:  # store restarting or unreachable: fall back to the period
+            await asyncio.sleep(timeout)
+
+    async def watch_async(self, *, max_interval: float = 1.0) -> AsyncIterator[ClusterStatus]:
+        """Yield the status now and on every change in the head's state store, until the cluster is gone."""
+        async for status in aio.bridge(self._watch(max_interval)):
+            yield status
+
+    async def _events(self, history: int) -> AsyncIterator[ClusterEvent]:
+        head = await self._ctx.head()
+        if head is None:
+            raise CloudtikError(f"cluster {self.name!r} is not up")
+        store = await self._ctx.store(head)
+        async with store.subscribe() as changes:
+            seen = 0.0
+            for event in await store.events(history):
+                seen = event.time
+                yield ClusterEvent(event.time, event.kind, event.message, event.node_id)
+            async for change in changes:
+                if change.kind != ChangeKind.EVENT:
+                    continue
+                for event in await store.events(50):
+                    if event.time > seen:
+                        seen = event.time
+                        yield ClusterEvent(event.time, event.kind, event.message, event.node_id)
+
+    async def events_async(self, *, history: int = 20) -> AsyncIterator[ClusterEvent]:
+        """The last `history` controller/agent events, then new ones as they happen (`cloudtik monitor`)."""
+        async for event in aio.bridge(self._events(history)):
+            yield event
 
     def head_ip(self) -> str:
         ip = self.info().head_ip

@@ -40,13 +40,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from . import cluster
+    from .workspace import workspace
 
     for command in cluster.COMMANDS:
         main.add_command(command)
-    try:
-        from .workspace import workspace
-    except ImportError:  # workspace commands not built yet
-        return
     main.add_command(workspace)
 
 

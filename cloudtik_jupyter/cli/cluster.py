@@ -21,7 +21,8 @@ CLUSTER = click.argument("cluster", metavar="CLUSTER")
 def _console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False)
+    # Not a terminal (a pipe, CI, a notebook's !cloudtik): wide enough that tables don't wrap.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _cluster(source: str) -> Cluster:
@@ -157,4 +158,74 @@ def list_() -> None:
         click.echo(f"{c.name}\t{c.provider}\t{c.workspace}")
 
 
-COMMANDS = [up, down, status, info, exec_, attach, upload, download, head_ip, worker_ips, list_]
+@click.command()
+@CLUSTER
+@click.option("--workers", "-w", type=int, required=True, help="How many workers (within min/max).")
+@click.option("--node-type", help="Worker type (default: the only one).")
+@click.option("--no-wait", is_flag=True, help="Return once the head has the request.")
+def scale(cluster: str, workers: int, node_type: str | None, no_wait: bool) -> None:
+    """Scale CLUSTER's workers up or down; the head's controller does it."""
+    from .render import ProgressPrinter
+
+    _cluster(cluster).scale(
+        workers, node_type=node_type, wait=not no_wait, progress=ProgressPrinter(_console())
+    )
+
+
+@click.command(name="wait-for-ready")
+@CLUSTER
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds.")
+def wait_for_ready(cluster: str, timeout: float) -> None:
+    """Wait until every desired worker of CLUSTER is up-to-date."""
+    from .render import status_table
+
+    _console().print(status_table(_cluster(cluster).wait_for_ready(timeout=timeout)))
+
+
+@click.command(name="kill-node")
+@CLUSTER
+@click.option("--node", help="Node id, seq id, address or name (default: a random worker).")
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
+def kill_node(cluster: str, node: str | None, yes: bool) -> None:
+    """Terminate one node as a failing instance would (to try recovery)."""
+    c = _cluster(cluster)
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Terminate {node or 'a random worker'} of {c.name!r}?", abort=True)
+    click.echo(f"terminated {c.kill_node(node)}")
+
+
+@click.command()
+@CLUSTER
+@click.option("--history", type=int, default=20, show_default=True, help="Past events to show first.")
+def monitor(cluster: str, history: int) -> None:
+    """Follow CLUSTER's controller and node events (Ctrl-C to stop)."""
+    import asyncio
+    import time
+
+    c = _cluster(cluster)
+
+    async def follow() -> None:
+        async for event in c.events_async(history=history):
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+            click.echo(f"{stamp} {event.kind:<20} {event.message}")
+
+    asyncio.run(follow())
+
+
+COMMANDS = [
+    up,
+    down,
+    status,
+    info,
+    exec_,
+    attach,
+    upload,
+    download,
+    head_ip,
+    worker_ips,
+    list_,
+    scale,
+    wait_for_ready,
+    kill_node,
+    monitor,
+]

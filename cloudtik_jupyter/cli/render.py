@@ -31,22 +31,42 @@ class ProgressPrinter:
         )
 
 
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f}s"
+
+
+def _memory(used: int | None, total: int | None) -> str:
+    if not used or not total:
+        return "-"
+    return f"{used / 2**30:.1f}/{total / 2**30:.1f} GiB"
+
+
 def status_table(status: ClusterStatus) -> object:
     from rich.table import Table
 
     table = Table(title=f"{status.name} ({status.provider})", title_justify="left")
-    for column in ("seq", "node", "kind", "type", "address", "status"):
+    for column in ("seq", "node", "kind", "type", "address", "status", "heartbeat", "cpu", "memory"):
         table.add_column(column)
     for n in status.nodes:
         style = "green" if n.status == "up-to-date" else "red" if n.status == "update-failed" else "yellow"
-        address = (
-            n.internal_ip
-            if not n.external_ip or n.external_ip == n.internal_ip
-            else f"{n.external_ip} / {n.internal_ip}"
+        address = n.internal_ip
+        if n.external_ip and n.external_ip != n.internal_ip:
+            address = f"{n.external_ip} / {n.internal_ip}"
+        cpu = "-" if n.cpu_percent is None else f"{n.cpu_percent:.0f}%"
+        table.add_row(
+            str(n.seq),
+            n.node_id,
+            n.kind,
+            n.node_type,
+            address,
+            f"[{style}]{n.status}[/]",
+            _age(n.heartbeat_age),
+            cpu,
+            _memory(n.memory_used, n.memory_total),
         )
-        table.add_row(str(n.seq), n.node_id, n.kind, n.node_type, address, f"[{style}]{n.status}[/]")
     table.caption = (
-        f"workers ready {status.workers_ready} / min {status.workers_min} / max {status.workers_max}"
+        f"workers ready {status.workers_ready} / desired {status.workers_desired} "
+        f"(min {status.workers_min}, max {status.workers_max})"
     )
     return table
 

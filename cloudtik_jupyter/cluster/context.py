@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +19,7 @@ from ..providers.base import NodeAddress, NodeId, NodeProvider
 
 if TYPE_CHECKING:
     from ..ssh.runner import SshRunner, SshTarget
+    from ..state.store import StateStore
 
 CONFIG_FILE = "cluster.yaml"
 KEY_FILE = "id_ed25519"
@@ -54,20 +57,40 @@ class NodeRef:
 class ClusterContext:
     """Client-side (or head-side) handle; the provider and SSH runner are made once and reused."""
 
-    def __init__(self, config: ClusterConfig, *, provider: NodeProvider | None = None) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        provider: NodeProvider | None = None,
+        state_dir: Path | None = None,
+        key_path: Path | None = None,
+        extra_authorized_keys: tuple[str, ...] = (),
+    ) -> None:
         self.config = config
         self.name = config.cluster_name
-        self.dir = paths.cluster_dir(self.name)
+        self.dir = state_dir or paths.cluster_dir(self.name)
         self._provider = provider
+        self._key_path = key_path
+        # Also accepted by nodes this context launches: on the head, the client's key beside the head's own.
+        self.extra_authorized_keys = extra_authorized_keys
         self._runner: SshRunner | None = None
+        self._store: StateStore | None = None
+        self._store_head: str | None = None
+        self._closers: list[Callable[[], object]] = []
 
     # -- local record -------------------------------------------------------------------------
 
     @property
     def key_path(self) -> Path:
+        if self._key_path is not None:
+            return self._key_path
         if self.config.auth.ssh_private_key:
             return Path(self.config.auth.ssh_private_key).expanduser()
         return self.dir / KEY_FILE
+
+    @property
+    def config_file(self) -> Path:
+        return self.dir / CONFIG_FILE
 
     def save_record(self) -> None:
         from ..config import dump_config
@@ -75,10 +98,14 @@ class ClusterContext:
         paths.ensure_private_dir(self.dir)
         paths.write_private(self.dir / CONFIG_FILE, dump_config(self.config))
 
+    def authorized_keys(self) -> str:
+        """What nodes launched from here accept (authorized_keys lines)."""
+        return "\n".join([self.public_key(), *self.extra_authorized_keys])
+
     def public_key(self) -> str:
         from ..ssh.keys import ensure_keypair, public_key
 
-        if self.config.auth.ssh_private_key:
+        if self._key_path is None and self.config.auth.ssh_private_key:
             if not self.key_path.exists():
                 raise CloudtikError(f"auth.ssh_private_key: file not found: {self.key_path}")
             return public_key(self.key_path)
@@ -106,7 +133,28 @@ class ClusterContext:
             )
         return self._runner
 
+    def on_close(self, closer: Callable[[], object]) -> None:
+        self._closers.append(closer)
+
+    async def store(self, head: NodeRef) -> StateStore:
+        """The head's state store (opened once, through SSH forwards; reopened if the head changed)."""
+        from .live import open_store
+
+        if self._store is None or self._store_head != head.node_id:
+            if self._store is not None:
+                await self._store.close()
+            self._store = await open_store(self, head)
+            self._store_head = head.node_id
+        return self._store
+
     async def close(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            with contextlib.suppress(Exception):
+                await store.close()
+        for closer in self._closers:
+            closer()
+        self._closers.clear()
         if self._runner is not None:
             await self._runner.close()
             self._runner = None

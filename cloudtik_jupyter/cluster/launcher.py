@@ -1,4 +1,4 @@
-"""`up` and `down`: the head from the client, workers with the same updater code.
+"""`up`, `down` and `scale` from the client: the head here, workers by the head's controller.
 
 Every step looks before it acts (find by tags, then create what is missing), so re-running `up` after an
 interruption at any phase converges without duplicate nodes.
@@ -9,121 +9,157 @@ from __future__ import annotations
 import asyncio
 import shutil
 
+from .. import paths
 from ..errors import ConfigError
 from ..providers import tags as T
 from ..providers.base import NodeSpec
 from ..providers.tags import NodeStatus
+from ..waiting import wait_for
 from .context import ClusterContext, NodeRef
+from .live import fetch_store_credentials
 from .progress import ProgressEvent, ProgressSink, ignore_progress
 from .updater import needs_update, plan_for, update_node
 
-LAUNCH_BATCH = 5
-MAX_CONCURRENT_LAUNCHES = 10
-MAX_CONCURRENT_UPDATES = 16
+HEAD_SEQ = 1
+WAIT_FOR_WORKERS_SECONDS = 900.0
+CLIENT_KEY_FILE = "client_key.pub"
 
 
-def _next_seq(nodes: list[NodeRef]) -> int:
-    return max((n.seq for n in nodes), default=0) + 1
-
-
-async def _launch(
-    ctx: ClusterContext, node_type: str, kind: str, count: int, first_seq: int, progress: ProgressSink
-) -> None:
-    """Create `count` nodes of `node_type` in batches, launches running concurrently."""
-    spec = NodeSpec(
+def node_spec(ctx: ClusterContext, node_type: str) -> NodeSpec:
+    return NodeSpec(
         node_type=node_type,
         node_config=ctx.config.available_node_types[node_type].node_config,
         ssh_user=ctx.config.auth.ssh_user,
-        ssh_public_key=ctx.public_key(),
+        ssh_public_key=ctx.authorized_keys(),
     )
-    sem = asyncio.Semaphore(MAX_CONCURRENT_LAUNCHES)
 
-    async def batch(start: int, size: int) -> None:
-        async with sem:
-            for i in range(size):
-                seq = first_seq + start + i
-                tags = ctx.cluster_tags(
-                    **{
-                        T.NODE_KIND: kind,
-                        T.NODE_TYPE: node_type,
-                        T.NODE_STATUS: NodeStatus.PENDING.value,
-                        T.NODE_SEQ: str(seq),
-                        T.NODE_NAME: f"{ctx.name}-{kind}-{seq}",
-                    }
-                )
-                await asyncio.to_thread(ctx.provider.create_nodes, spec, tags, 1)
 
-    progress(ProgressEvent("launch", f"launching {count} {kind} node(s) of type {node_type}", node_kind=kind))
-    await asyncio.gather(
-        *(batch(start, min(LAUNCH_BATCH, count - start)) for start in range(0, count, LAUNCH_BATCH))
+def launch_tags(ctx: ClusterContext, node_type: str, kind: str, seq: int) -> dict[str, str]:
+    return ctx.cluster_tags(
+        **{
+            T.NODE_KIND: kind,
+            T.NODE_TYPE: node_type,
+            T.NODE_STATUS: NodeStatus.PENDING.value,
+            T.NODE_SEQ: str(seq),
+            T.NODE_NAME: f"{ctx.name}-{kind}-{seq}",
+        }
     )
+
+
+async def launch_node(ctx: ClusterContext, node_type: str, kind: str, seq: int) -> str:
+    spec = node_spec(ctx, node_type)
+    (node_id,) = await asyncio.to_thread(
+        ctx.provider.create_nodes, spec, launch_tags(ctx, node_type, kind, seq), 1
+    )
+    return node_id
 
 
 async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progress) -> NodeRef:
     head = await ctx.head()
     if head is None:
-        await _launch(ctx, ctx.config.head_node_type, T.KIND_HEAD, 1, 1, progress)
+        progress(
+            ProgressEvent("launch", f"launching the head ({ctx.config.head_node_type})", node_kind="head")
+        )
+        await launch_node(ctx, ctx.config.head_node_type, T.KIND_HEAD, HEAD_SEQ)
         head = await ctx.head()
         assert head is not None, "provider lost the head it just created"
     if needs_update(head, plan_for(ctx.config, T.KIND_HEAD)):
-        await update_node(ctx, head, None, progress=progress)
+        client_key = ctx.dir / CLIENT_KEY_FILE
+        paths.write_private(client_key, ctx.public_key() + "\n")
+        await update_node(ctx, head, None, progress=progress, node_files={CLIENT_KEY_FILE: client_key})
         head = await ctx.head()
         assert head is not None
-    else:
-        progress(ProgressEvent("up-to-date", "already up-to-date", head.node_id, head.kind))
+        await fetch_store_credentials(ctx, head)
+        store = await ctx.store(head)
+        await store.request_reconcile("cluster config updated")  # the controller picks it up now
+        return head
+    progress(ProgressEvent("up-to-date", "already up-to-date", head.node_id, head.kind))
+    await fetch_store_credentials(ctx, head)
     return head
 
 
-async def ensure_workers(
+async def wait_for_workers(
     ctx: ClusterContext,
-    head: NodeRef,
-    progress: ProgressSink = ignore_progress,
     desired: dict[str, int] | None = None,
+    *,
+    progress: ProgressSink = ignore_progress,
+    timeout: float = WAIT_FOR_WORKERS_SECONDS,
 ) -> list[NodeRef]:
-    """Launch what is missing to reach `desired` (default min_workers) per type, then update in parallel."""
+    """Wait until each worker type has its desired count (default min_workers), all up-to-date."""
     want = (
         desired if desired is not None else {t: nt.min_workers for t, nt in ctx.config.worker_types().items()}
     )
-    nodes = await ctx.nodes()
-    workers = [n for n in nodes if n.kind == T.KIND_WORKER]
-    seq = _next_seq(nodes)
-    for node_type, count in want.items():
-        missing = count - sum(1 for w in workers if w.node_type == node_type)
-        if missing > 0:
-            await _launch(ctx, node_type, T.KIND_WORKER, missing, seq, progress)
-            seq += missing
-    workers = await ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
-    sem = asyncio.Semaphore(MAX_CONCURRENT_UPDATES)
+    seen: dict[str, str] = {}
+    latest: list[NodeRef] = []
     plan = plan_for(ctx.config, T.KIND_WORKER)
 
-    async def update(worker: NodeRef) -> None:
-        async with sem:
-            await update_node(ctx, worker, head, progress=progress)
+    async def settled() -> bool:
+        workers = await ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
+        for w in workers:
+            if seen.get(w.node_id) != w.status:
+                seen[w.node_id] = w.status
+                progress(ProgressEvent(_phase(w.status), w.status, w.node_id, w.kind))
+        latest[:] = workers
+        return all(
+            sum(1 for w in workers if w.node_type == node_type) == count for node_type, count in want.items()
+        ) and not any(needs_update(w, plan) for w in workers if w.node_type in want)
 
-    await asyncio.gather(*(update(w) for w in workers if needs_update(w, plan)))
-    return await ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
+    summary = ", ".join(f"{n} {t}" for t, n in want.items())
+    await wait_for(settled, timeout=timeout, what=f"workers ({summary}) to be up-to-date", max_interval=0.1)
+    return latest
+
+
+def _phase(status: str) -> str:
+    return {
+        NodeStatus.UP_TO_DATE.value: "up-to-date",
+        NodeStatus.UPDATE_FAILED.value: "failed",
+        NodeStatus.PENDING.value: "launch",
+        NodeStatus.WAITING_FOR_SSH.value: "ssh",
+    }.get(status, "setup")
 
 
 async def up(
     ctx: ClusterContext, *, progress: ProgressSink = ignore_progress, with_workers: bool = True
 ) -> None:
+    """Create or update the head (its controller then launches the workers); optionally wait for them."""
     ctx.save_record()
     ctx.public_key()  # generate the cluster key before anything is launched with it
-    head = await ensure_head(ctx, progress)
+    await ensure_head(ctx, progress)
     if with_workers:
-        await ensure_workers(ctx, head, progress)
+        store_desired = await current_desired(ctx)
+        await wait_for_workers(ctx, store_desired, progress=progress)
+
+
+async def current_desired(ctx: ClusterContext) -> dict[str, int]:
+    """Desired worker counts: the config's minimums, raised by scale requests recorded on the head."""
+    want = {t: nt.min_workers for t, nt in ctx.config.worker_types().items()}
+    head = await ctx.head()
+    if head is not None:
+        store = await ctx.store(head)
+        for node_type, count in (await store.desired()).items():
+            if node_type in want:
+                want[node_type] = count
+    return want
 
 
 async def down(ctx: ClusterContext, *, progress: ProgressSink = ignore_progress) -> int:
     """Terminate every node of the cluster and forget its local record; returns how many were terminated."""
-    nodes = await ctx.nodes()
     await ctx.close()
-    if nodes:
-        progress(ProgressEvent("terminate", f"terminating {len(nodes)} node(s)"))
-        await asyncio.to_thread(ctx.provider.terminate_nodes, [n.node_id for n in nodes])
+    terminated = 0
+    # The head first, so its controller cannot launch a worker while we remove them.
+    for kind in (T.KIND_HEAD, T.KIND_WORKER):
+        nodes = await ctx.nodes(**{T.NODE_KIND: kind})
+        if nodes:
+            progress(ProgressEvent("terminate", f"terminating {len(nodes)} {kind} node(s)"))
+            await asyncio.to_thread(ctx.provider.terminate_nodes, [n.node_id for n in nodes])
+            terminated += len(nodes)
+    leftovers = await ctx.nodes()  # nodes of unknown kind, or launched in the meantime
+    if leftovers:
+        await asyncio.to_thread(ctx.provider.terminate_nodes, [n.node_id for n in leftovers])
+        terminated += len(leftovers)
     shutil.rmtree(ctx.dir, ignore_errors=True)
     progress(ProgressEvent("terminate", "cluster is down"))
-    return len(nodes)
+    return terminated
 
 
 def desired_counts(ctx: ClusterContext, workers: int, node_type: str | None) -> dict[str, int]:
@@ -150,18 +186,19 @@ def desired_counts(ctx: ClusterContext, workers: int, node_type: str | None) -> 
 
 
 async def scale(
-    ctx: ClusterContext, desired: dict[str, int], *, progress: ProgressSink = ignore_progress
+    ctx: ClusterContext,
+    desired: dict[str, int],
+    *,
+    progress: ProgressSink = ignore_progress,
+    wait: bool = True,
+    timeout: float = WAIT_FOR_WORKERS_SECONDS,
 ) -> None:
-    """Launch or terminate workers of the given types to reach `desired`."""
+    """Ask the head's controller for `desired` workers per type; optionally wait until it is so."""
     head = await ctx.head()
     if head is None:
         raise ConfigError("", f"cluster {ctx.name!r} is not up")
-    await ensure_workers(ctx, head, progress, desired)
-    workers = await ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
-    extra: list[str] = []
-    for node_type, count in desired.items():
-        of_type = [w for w in workers if w.node_type == node_type]
-        extra += [w.node_id for w in sorted(of_type, key=lambda w: -w.seq)[: max(0, len(of_type) - count)]]
-    if extra:
-        progress(ProgressEvent("terminate", f"terminating {len(extra)} worker(s)"))
-        await asyncio.to_thread(ctx.provider.terminate_nodes, extra)
+    store = await ctx.store(head)
+    await store.set_desired(desired)
+    progress(ProgressEvent("scale", ", ".join(f"{t}: {n} workers requested" for t, n in desired.items())))
+    if wait:
+        await wait_for_workers(ctx, desired, progress=progress, timeout=timeout)

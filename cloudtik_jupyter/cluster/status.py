@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from ..errors import CloudtikError
 from ..providers import tags as T
 from .context import ClusterContext, NodeRef
+
+if TYPE_CHECKING:
+    from ..state.records import NodeMetrics
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class ClusterSummary:
     workspace: str
 
 
-def node_row(node: NodeRef) -> NodeRow:
+def node_row(node: NodeRef, beat: float | None = None, metrics: NodeMetrics | None = None) -> NodeRow:
     return NodeRow(
         node_id=node.node_id,
         seq=node.seq,
@@ -87,20 +93,57 @@ def node_row(node: NodeRef) -> NodeRow:
         internal_ip=node.address.internal_ip,
         external_ip=node.address.external_ip,
         status=node.status,
+        heartbeat_age=max(0.0, time.time() - beat) if beat is not None else None,
+        cpu_percent=metrics.cpu_percent if metrics else None,
+        memory_used=metrics.memory_used if metrics else None,
+        memory_total=metrics.memory_total if metrics else None,
     )
 
 
-async def cluster_status(ctx: ClusterContext) -> ClusterStatus:
+async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterStatus:
+    """Provider view (nodes, their setup state) joined with the head's store (heartbeats, metrics, events)."""
     nodes = await ctx.nodes()
-    types = ctx.config.worker_types().values()
+    types = ctx.config.worker_types()
+    desired = {t: nt.min_workers for t, nt in types.items()}
+    beats: dict[str, float] = {}
+    metrics: dict[str, NodeMetrics] = {}
+    recent: list[ClusterEvent] = []
+    head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
+    from redis.exceptions import RedisError
+
+    if head is not None and head.status == T.NodeStatus.UP_TO_DATE.value:
+        try:
+            store = await ctx.store(head)
+            beats = await store.heartbeat_times()
+            metrics = await store.all_metrics()
+            desired.update({t: n for t, n in (await store.desired()).items() if t in desired})
+            recent = [ClusterEvent(e.time, e.kind, e.message, e.node_id) for e in await store.events(events)]
+        except (CloudtikError, OSError, RedisError):
+            pass  # the head's store is unreachable: show what the provider knows
     return ClusterStatus(
         name=ctx.name,
         provider=ctx.config.provider.type,
-        nodes=[node_row(n) for n in nodes],
-        workers_min=sum(t.min_workers for t in types),
-        workers_max=sum(t.effective_max for t in types),
-        workers_desired=sum(t.min_workers for t in types),
+        nodes=[node_row(n, beats.get(n.node_id), metrics.get(n.node_id)) for n in nodes],
+        workers_min=sum(t.min_workers for t in types.values()),
+        workers_max=sum(t.effective_max for t in types.values()),
+        workers_desired=sum(desired.values()),
+        links=await service_links(ctx, head),
+        events=recent,
     )
+
+
+async def service_links(ctx: ClusterContext, head: NodeRef | None) -> list[ServiceLink]:
+    """Links of the enabled runtimes' services on the head."""
+    if head is None or not ctx.config.runtime.types:
+        return []
+    from ..runtimes import get_runtime
+
+    links: list[ServiceLink] = []
+    for name in ctx.config.runtime.types:
+        runtime = get_runtime(name)
+        section = (ctx.config.runtime.model_extra or {}).get(name, {})
+        links += runtime.links(runtime.parse_config(section), head.address.internal_ip)
+    return links
 
 
 async def cluster_info(ctx: ClusterContext) -> ClusterInfo:
@@ -111,4 +154,5 @@ async def cluster_info(ctx: ClusterContext) -> ClusterInfo:
         provider=ctx.config.provider.type,
         head_ip=(head.address.external_ip or head.address.internal_ip) if head else None,
         worker_ips=[n.address.internal_ip for n in nodes if n.kind == T.KIND_WORKER],
+        links=await service_links(ctx, head),
     )

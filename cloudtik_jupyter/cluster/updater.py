@@ -19,6 +19,9 @@ from .context import ClusterContext, NodeRef
 from .progress import ProgressEvent, ProgressSink, ignore_progress
 
 WAIT_FOR_SSH_SECONDS = 900.0
+NODE_STATE = "~/.cloudtik/node"  # paths.node_state_dir() as seen over SSH
+# The last start step on every node: the node agent and its services (node/start.py).
+NODE_START_COMMAND = "python3 -m cloudtik_jupyter.node.start"
 # Tries per command group, as CloudTik: initialization 30, setup 5, start 3.
 INIT_TRIES, SETUP_TRIES, START_TRIES = 30, 5, 3
 
@@ -64,6 +67,7 @@ def node_env(ctx: ClusterContext, node: NodeRef, head: NodeRef | None) -> dict[s
         "CLOUDTIK_NODE_TYPE": node.node_type,
         "CLOUDTIK_NODE_IP": node.address.internal_ip,
         "CLOUDTIK_HEAD_IP": head_ip,
+        "CLOUDTIK_NODE_SEQ": str(node.seq),
     }
 
 
@@ -108,8 +112,12 @@ async def update_node(
     *,
     progress: ProgressSink = ignore_progress,
     wait_for_ssh: float = WAIT_FOR_SSH_SECONDS,
+    node_files: dict[str, Path] | None = None,
 ) -> None:
-    """Run the node's plan; on failure the node is tagged update-failed and the error re-raised."""
+    """Run the node's plan; on failure the node is tagged update-failed and the error re-raised.
+
+    `node_files` (name -> local file) are copied into the node's state dir beside the cluster config.
+    """
     plan = plan_for(ctx.config, node.kind)
     target = ctx.target(node, head)
     say = lambda phase, msg: progress(ProgressEvent(phase, msg, node.node_id, node.kind))  # noqa: E731
@@ -118,13 +126,17 @@ async def update_node(
         say("ssh", f"waiting for SSH on {target.host}:{target.port}")
         await ctx.runner.wait_for_ssh(target, timeout=wait_for_ssh)
         await _set_status(ctx, node, NodeStatus.SETTING_UP)
+        files = {"cluster.yaml": ctx.config_file, **(node_files or {})}
+        await asyncio.gather(
+            *(ctx.runner.upload(target, local, f"{NODE_STATE}/{name}") for name, local in files.items())
+        )
         for remote, local in plan.file_mounts.items():
             say("file-mounts", f"syncing {local} -> {remote}")
             await ctx.runner.upload(target, Path(local), remote)
         for phase, commands, tries in (
             ("initialization", plan.initialization, INIT_TRIES),
             ("setup", plan.setup, SETUP_TRIES),
-            ("start", plan.start, START_TRIES),
+            ("start", [*plan.start, NODE_START_COMMAND], START_TRIES),
         ):
             if commands:
                 say(phase, f"running {len(commands)} {phase} command(s)")

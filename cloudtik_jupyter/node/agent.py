@@ -43,7 +43,7 @@ from ..errors import CloudtikError
 from ..paths import ensure_private_dir
 from ..state.records import NodeRecord, ProcessRecord, ProcessStatus
 from ..state.store import StateStore
-from .config import AgentConfig, ServiceSpec, load_agent_config
+from .config import AgentConfig, ServiceSpec, control_socket_path, load_agent_config
 from .control import OPS, AgentClient, ControlReply, ControlRequest, serve
 from .metrics import MetricsSampler
 from .processes import load_owned, read_pid_file, save_owned, terminate, write_pid_file
@@ -232,7 +232,7 @@ class NodeAgent:
 
 
 async def _ctl(target: Path, op: str, name: str | None) -> ControlReply:
-    socket = target / "agent.sock" if target.is_dir() else target
+    socket = control_socket_path(target) if target.is_dir() else target
     return await AgentClient.unix(socket).request(ControlRequest(op, name))
 
 

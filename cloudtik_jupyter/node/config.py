@@ -5,6 +5,9 @@ Never holds a secret: the Redis password comes from ``$CLOUDTIK_REDIS_PASSWORD``
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -87,7 +90,7 @@ class AgentConfig(_Model):
 
     @property
     def control_socket(self) -> Path:
-        return self.run_dir / "agent.sock"
+        return control_socket_path(self.run_dir)
 
     @property
     def logs_dir(self) -> Path:
@@ -106,6 +109,24 @@ class AgentConfig(_Model):
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.model_dump_json(indent=2, exclude_defaults=True))
+
+
+# A Unix socket path must fit in sockaddr_un (108 bytes on Linux).
+MAX_SOCKET_PATH = 100
+
+
+def control_socket_path(run_dir: Path) -> Path:
+    """``<run_dir>/agent.sock``, or, when that is too long for a Unix socket, a short path in a private
+    per-user directory derived from the run dir (deep state dirs are common on virtual nodes)."""
+    path = run_dir / "agent.sock"
+    if len(str(path)) <= MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:20]
+    short_dir = Path(tempfile.gettempdir()) / f"cloudtik-{os.getuid()}"
+    short_dir.mkdir(mode=0o700, exist_ok=True)
+    if short_dir.stat().st_uid != os.getuid() or short_dir.stat().st_mode & 0o077:
+        raise ConfigError("run_dir", f"{short_dir} must be a private directory of this user")
+    return short_dir / f"agent-{digest}.sock"
 
 
 def load_agent_config(path: Path) -> AgentConfig:

@@ -153,6 +153,7 @@ class ChangeKind(str, Enum):
     NODE_REMOVED = "node-removed"
     HEARTBEAT = "heartbeat"  # processes / metrics / last heartbeat of `node_ids` changed
     EVENT = "event"  # an event was appended; `detail` is its kind
+    SCALE = "scale"  # the desired worker counts changed
 
 
 # A batched heartbeat names at most this many nodes; beyond it `node_ids` is empty, meaning "many".

@@ -49,6 +49,17 @@ PROCESSES = "cloudtik:processes"
 METRICS = "cloudtik:metrics"
 SEQ = "cloudtik:seq"
 EVENTS = "cloudtik:events"
+DESIRED = "cloudtik:desired"  # node type -> desired worker count (scale requests)
+UPDATE_TRIES = (
+    "cloudtik:update-tries"  # node id -> failed setup/recovery tries (survives controller restarts)
+)
+
+# Raise the sequence counter to at least ARGV[1] (the controller adopting nodes numbered before it ran).
+_SEQ_FLOOR = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) return tonumber(ARGV[1]) end
+return current
+"""
 
 
 def node_key(node_id: str) -> str:
@@ -251,6 +262,25 @@ class StateStore:
         await self._publish(Change(ChangeKind.HEARTBEAT, ids))
         return sum(added)
 
+    async def heartbeat_times(self) -> dict[str, float]:
+        """Node id -> last heartbeat (unix time), for every node: one range read per shard."""
+        per_shard = cast(
+            "list[list[tuple[str, float]]]",
+            await asyncio.gather(*(s.zrange(HEARTBEATS, 0, -1, withscores=True) for s in self._shards)),
+        )
+        return {node_id: float(t) for rows in per_shard for node_id, t in rows}
+
+    async def all_processes(self) -> dict[str, list[ProcessRecord]]:
+        """Node id -> its processes as last reported, for every node: one read per shard."""
+        per_shard = await asyncio.gather(*(s.hgetall(PROCESSES) for s in self._shards))
+        return {str(k): decode_processes(v) for rows in per_shard for k, v in rows.items()}
+
+    async def all_metrics(self) -> dict[str, NodeMetrics]:
+        per_shard = await asyncio.gather(*(s.hgetall(METRICS) for s in self._shards))
+        return {
+            str(k): m for rows in per_shard for k, v in rows.items() if (m := decode_metrics(v)) is not None
+        }
+
     async def processes(self, node_id: str) -> list[ProcessRecord]:
         return decode_processes(await self._shard(node_id).hget(PROCESSES, node_id))
 
@@ -276,6 +306,34 @@ class StateStore:
     async def next_seq_id(self) -> int:
         """Unique, increasing, never reused (the primary persists its counter). The first is 1 (the head)."""
         return int(await self._primary.incr(SEQ))
+
+    async def ensure_seq_at_least(self, floor: int) -> int:
+        """Make sure the next `next_seq_id` is above `floor`; returns the counter."""
+        return int(await self._primary.eval(_SEQ_FLOOR, 1, SEQ, floor))
+
+    async def set_desired(self, counts: dict[str, int]) -> None:
+        """Record a scale request (node type -> workers) and wake the controller."""
+        if counts:
+            await self._primary.hset(DESIRED, mapping={k: str(v) for k, v in counts.items()})
+        await self._publish(Change(ChangeKind.SCALE, (), ",".join(f"{k}={v}" for k, v in counts.items())))
+
+    async def request_reconcile(self, why: str) -> None:
+        """Wake the controller now (e.g. its config changed), without changing any request."""
+        await self._publish(Change(ChangeKind.SCALE, (), why))
+
+    async def desired(self) -> dict[str, int]:
+        raw = await self._primary.hgetall(DESIRED)
+        return {str(k): int(v) for k, v in raw.items()}
+
+    async def add_update_try(self, node_id: str) -> int:
+        return int(await self._primary.hincrby(UPDATE_TRIES, node_id, 1))
+
+    async def update_tries(self) -> dict[str, int]:
+        raw = await self._primary.hgetall(UPDATE_TRIES)
+        return {str(k): int(v) for k, v in raw.items()}
+
+    async def clear_update_tries(self, node_id: str) -> None:
+        await self._primary.hdel(UPDATE_TRIES, node_id)
 
     async def add_event(
         self, kind: str, message: str, node_id: str | None = None, *, now: float | None = None

@@ -22,7 +22,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.parametrize(("case", "text", "expected"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
-def test_bad_config_exits_2_naming_the_key(home: Path, tmp_path: Path, case: str, text: str, expected: str) -> None:
+def test_bad_config_exits_2_naming_the_key(
+    home: Path, tmp_path: Path, case: str, text: str, expected: str
+) -> None:
     config = tmp_path / "cfg" / "cluster.yaml"
     config.parent.mkdir()
     config.write_text(text)

@@ -153,7 +153,8 @@ class Hypervisor:
 
     def create(self, req: CreateRequest, inherited: Sequence[socket.socket]) -> list[str]:
         try:
-            asyncssh.import_public_key(req.ssh_public_key)
+            for line in req.ssh_public_key.splitlines():  # authorized_keys: one key per line
+                asyncssh.import_public_key(line)
         except (asyncssh.KeyImportError, ValueError) as exc:
             raise ProviderError(f"ssh_public_key is not an OpenSSH public key: {exc}") from None
         per_node = addresses.per_node_addresses()

@@ -103,10 +103,12 @@ class PeerPolicy:
 
 
 class NodeSSHServer(asyncssh.SSHServer):
-    def __init__(self, launch: NodeLaunch, policy: PeerPolicy, client_key: asyncssh.SSHKey) -> None:
+    def __init__(
+        self, launch: NodeLaunch, policy: PeerPolicy, client_keys: Sequence[asyncssh.SSHKey]
+    ) -> None:
         self._launch = launch
         self._policy = policy
-        self._client_key = client_key
+        self._client_keys = {k.public_data for k in client_keys}
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         peer = conn.get_extra_info("peername")
@@ -129,7 +131,7 @@ class NodeSSHServer(asyncssh.SSHServer):
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         user_ok = not self._launch.ssh_user or username == self._launch.ssh_user
-        key_ok = key.public_data == self._client_key.public_data
+        key_ok = key.public_data in self._client_keys
         if not (user_ok and key_ok):
             log.warning("refused key %s for user %r", key.get_fingerprint(), username)
         return user_ok and key_ok
@@ -161,12 +163,13 @@ async def serve(launch: NodeLaunch, listener: socket.socket) -> int:
     loop = asyncio.get_running_loop()
     children = ChildWatcher(loop)
     host_key = asyncssh.read_private_key(launch.dir / state.HOST_KEY_FILE)
-    client_key = asyncssh.read_public_key(launch.dir / state.AUTHORIZED_KEYS_FILE)
+    # The client's key, and the head's own key for workers its controller sets up.
+    client_keys = asyncssh.read_public_key_list(launch.dir / state.AUTHORIZED_KEYS_FILE)
     policy = PeerPolicy(launch)
     sessions = SessionHandler(children, dict(os.environ))
     server = await asyncssh.listen(
         sock=listener,
-        server_factory=lambda: NodeSSHServer(launch, policy, client_key),
+        server_factory=lambda: NodeSSHServer(launch, policy, client_keys),
         server_host_keys=[host_key],
         process_factory=sessions,
         sftp_factory=True,  # relative paths resolve against the cwd: the node's directory

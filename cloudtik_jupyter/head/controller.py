@@ -1,0 +1,321 @@
+"""The cluster controller: ``python -m cloudtik_jupyter.head.controller CONFIG`` (a service of the head's agent).
+
+Each tick it reads the provider's node list and the state store, asks `policy.decide` what to do, and does
+it: launch workers (sequence ids from the store), set them up in the background with the same updater the
+client uses, recover or retire unhealthy ones, honour scale requests and the idle timeout. It wakes at once
+on a scale request or when a setup finishes, and every `head.controller_interval` otherwise. All its state
+is in the store and in provider tags, so a restarted controller carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import paths
+from ..cluster.context import ClusterContext, NodeRef
+from ..cluster.launcher import launch_node
+from ..cluster.updater import plan_for, update_node
+from ..config import load_config
+from ..config.schema import ClusterConfig
+from ..errors import CloudtikError
+from ..node.start import CLIENT_KEY_FILE, HEAD_KEY_FILE, REDIS_DIR
+from ..providers import tags as T
+from ..state.endpoints import RedisEndpoints
+from ..state.records import ChangeKind, NodeRecord, ProcessRecord, ProcessStatus
+from ..state.store import StateStore
+from .policy import Decision, TypeLimits, WorkerView, decide
+
+log = logging.getLogger("cloudtik.controller")
+
+BUSY_CPU_PERCENT = 5.0  # a node whose services use more than this is not idle
+SERVICE_FAILED_GRACE = 10.0  # seconds a service may stay failed (the agent restarting it) before recovery
+
+
+@dataclass
+class Memory:
+    """What the controller remembers between ticks (rebuilt harmlessly after a restart)."""
+
+    up_since: dict[str, float] = field(default_factory=dict)
+    busy_at: dict[str, float] = field(default_factory=dict)
+    failed_since: dict[tuple[str, str], float] = field(default_factory=dict)
+    updates: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    rows: dict[str, NodeRecord] | None = None  # the node table as this controller last wrote it
+
+
+class Controller:
+    def __init__(
+        self, config: ClusterConfig, ctx: ClusterContext, store: StateStore, state_dir: Path
+    ) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.state_dir = state_dir
+        self.memory = Memory()
+        self.wake = asyncio.Event()
+        self._config_mtime = self._mtime()
+        self._use(config)
+
+    def _use(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.ctx.config = config
+        self.limits = {
+            name: TypeLimits(nt.min_workers, nt.effective_max) for name, nt in config.worker_types().items()
+        }
+        self.worker_hash = plan_for(config, T.KIND_WORKER).launch_hash
+
+    def _mtime(self) -> float:
+        try:
+            return self.ctx.config_file.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    async def _reload_if_changed(self) -> None:
+        """`up` with a changed config uploads it to the head; workers then get set up again."""
+        mtime = self._mtime()
+        if mtime == self._config_mtime:
+            return
+        self._config_mtime = mtime
+        try:
+            config = load_config(self.ctx.config_file, check_files=False)
+        except CloudtikError as exc:
+            await self._event("controller-error", f"ignoring the new cluster config: {exc}")
+            return
+        self._use(config)
+        await self._event("config-changed", "cluster config changed; workers will be set up again")
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.store.add_event("controller-started", f"controller started (pid {os.getpid()})")
+        listener = asyncio.create_task(self._listen())
+        try:
+            while not stop.is_set():
+                try:
+                    await self.tick()
+                except CloudtikError as exc:
+                    log.warning("tick failed: %s", exc)
+                    await self._event("controller-error", str(exc))
+                self.wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=self.config.head.controller_interval)
+        finally:
+            listener.cancel()
+            for task in self.memory.updates.values():
+                task.cancel()
+
+    async def _listen(self) -> None:
+        """Wake the loop on scale requests and removed nodes, not only on its period."""
+        while True:
+            try:
+                async with self.store.subscribe() as changes:
+                    async for change in changes:
+                        if change.kind in (ChangeKind.SCALE, ChangeKind.NODE_REMOVED):
+                            self.wake.set()
+            except Exception as exc:  # Redis restarting: subscribe again
+                log.info("change subscription lost (%s); resubscribing", exc)
+                await asyncio.sleep(0.5)
+
+    async def _event(self, kind: str, message: str, node_id: str | None = None) -> None:
+        log.info("%s: %s", kind, message)
+        with contextlib.suppress(Exception):
+            await self.store.add_event(kind, message, node_id)
+
+    # -- one tick -------------------------------------------------------------------------------
+
+    async def tick(self) -> Decision:
+        await self._reload_if_changed()
+        now = time.time()
+        nodes = await self.ctx.nodes()
+        head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
+        workers = [n for n in nodes if n.kind == T.KIND_WORKER]
+        if self.memory.rows is None:  # once per start: what a previous controller left
+            self.memory.rows = {r.node_id: r for r in await self.store.nodes()}
+        await self._sync_records(nodes, self.memory.rows)
+        beats, processes = await asyncio.gather(self.store.heartbeat_times(), self.store.all_processes())
+        views = [self._view(w, beats.get(w.node_id), processes.get(w.node_id, []), now) for w in workers]
+        desired = await self.store.desired()
+        in_flight = {n for n, t in self.memory.updates.items() if not t.done()}
+        decision = decide(
+            self.limits,
+            desired,
+            views,
+            update_tries=await self.store.update_tries(),
+            in_flight=in_flight,
+            heartbeat_timeout=self.config.head.heartbeat_timeout,
+            idle_timeout=self.config.idle_timeout_minutes * 60,
+        )
+        if any(decision.desired[t] < desired.get(t, 0) for t in decision.desired):
+            await self.store.set_desired(decision.desired)  # idle workers released: lower the request
+        await self._terminate(decision.terminate)
+        by_id = {w.node_id: w for w in workers}
+        for node_id in decision.update:
+            node = by_id[node_id]
+            recovering = (
+                node.status == T.NodeStatus.UP_TO_DATE.value
+                and node.tags.get(T.LAUNCH_HASH) == self.worker_hash
+            )
+            await self._start_update(node, head, recovering=recovering)
+        await self._launch(decision.launch, head)
+        return decision
+
+    def _view(self, w: NodeRef, beat: float | None, processes: list[ProcessRecord], now: float) -> WorkerView:
+        mono = time.monotonic()
+        if w.status == T.NodeStatus.UP_TO_DATE.value:
+            self.memory.up_since.setdefault(w.node_id, mono)
+        else:
+            self.memory.up_since.pop(w.node_id, None)
+        heartbeat_age = now - beat if beat is not None else None
+        busy = any(p.cpu_percent > BUSY_CPU_PERCENT for p in processes)
+        if busy or w.node_id not in self.memory.busy_at:
+            self.memory.busy_at[w.node_id] = mono
+        failed = []
+        for p in processes:
+            key = (w.node_id, p.name)
+            if p.status == ProcessStatus.FAILED:
+                since = self.memory.failed_since.setdefault(key, mono)
+                if mono - since > SERVICE_FAILED_GRACE:
+                    failed.append(p.name)
+            else:
+                self.memory.failed_since.pop(key, None)
+        return WorkerView(
+            node_id=w.node_id,
+            node_type=w.node_type,
+            status=w.status,
+            seq=w.seq,
+            heartbeat_age=heartbeat_age,
+            up_for=mono - self.memory.up_since.get(w.node_id, mono),
+            failed_services=tuple(failed),
+            idle_for=mono - self.memory.busy_at[w.node_id],
+            stale=w.tags.get(T.LAUNCH_HASH) != self.worker_hash,
+        )
+
+    async def _sync_records(self, nodes: list[NodeRef], records: dict[str, NodeRecord]) -> None:
+        """Mirror provider state into the node table; drop rows of nodes the provider no longer has."""
+        alive = {n.node_id for n in nodes}
+        for n in nodes:
+            row = NodeRecord(n.node_id, n.node_type, n.kind, n.address.internal_ip, n.status, n.seq)
+            if records.get(n.node_id) != row:
+                await self.store.upsert_node(row)
+                records[n.node_id] = row
+        for node_id, row in list(records.items()):
+            if node_id not in alive:
+                del records[node_id]
+                await self.store.remove_node(node_id)
+                await self.store.clear_update_tries(node_id)
+                self._forget(node_id)
+                await self._event(
+                    "node-lost", f"{row.kind or 'node'} {node_id} (seq {row.seq_id}) is gone", node_id
+                )
+
+    def _forget(self, node_id: str) -> None:
+        self.memory.up_since.pop(node_id, None)
+        self.memory.busy_at.pop(node_id, None)
+        for key in [k for k in self.memory.failed_since if k[0] == node_id]:
+            del self.memory.failed_since[key]
+        task = self.memory.updates.pop(node_id, None)
+        if task is not None:
+            task.cancel()
+        self.ctx.runner.host_keys.forget(node_id)
+
+    async def _terminate(self, reasons: dict[str, str]) -> None:
+        if not reasons:
+            return
+        await asyncio.to_thread(self.ctx.provider.terminate_nodes, list(reasons))
+        for node_id, why in reasons.items():
+            self._forget(node_id)
+            if self.memory.rows is not None:
+                self.memory.rows.pop(node_id, None)
+            await self.store.remove_node(node_id)
+            await self.store.clear_update_tries(node_id)
+            await self._event("node-terminated", f"terminated {node_id}: {why}", node_id)
+
+    async def _launch(self, counts: dict[str, int], head: NodeRef | None) -> None:
+        if head is None:
+            return
+        floor = max((n.seq for n in await self.ctx.nodes()), default=1)
+        await self.store.ensure_seq_at_least(floor)
+
+        async def one(node_type: str) -> None:
+            seq = await self.store.next_seq_id()
+            node_id = await launch_node(self.ctx, node_type, T.KIND_WORKER, seq)
+            await self._event("node-launched", f"launched worker {node_id} ({node_type}, seq {seq})", node_id)
+            refs = await self.ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
+            node = next((r for r in refs if r.node_id == node_id), None)
+            if node is not None:
+                await self._start_update(node, head, recovering=False)
+
+        await asyncio.gather(*(one(t) for t, n in counts.items() for _ in range(n)))
+
+    async def _start_update(self, node: NodeRef, head: NodeRef | None, *, recovering: bool) -> None:
+        current = self.memory.updates.get(node.node_id)
+        if current is not None and not current.done():
+            return
+        if recovering:
+            tries = await self.store.add_update_try(node.node_id)
+            await self._event("node-recovering", f"recovering {node.node_id} (try {tries})", node.node_id)
+        self.memory.updates[node.node_id] = asyncio.create_task(self._update(node, head))
+
+    async def _update(self, node: NodeRef, head: NodeRef | None) -> None:
+        redis = self.state_dir / REDIS_DIR
+        files = {
+            f"{REDIS_DIR}/endpoints.json": redis / "endpoints.json",
+            f"{REDIS_DIR}/password": redis / "password",
+        }
+        try:
+            await update_node(self.ctx, node, head, node_files=files, wait_for_ssh=120)
+        except CloudtikError as exc:
+            tries = await self.store.add_update_try(node.node_id)
+            await self._event(
+                "node-update-failed", f"{node.node_id}: setup failed (try {tries}): {exc}", node.node_id
+            )
+        else:
+            await self.store.clear_update_tries(node.node_id)
+            await self._event("node-up-to-date", f"worker {node.node_id} is up-to-date", node.node_id)
+        self.wake.set()
+
+
+def controller_context(config: ClusterConfig, state_dir: Path) -> ClusterContext:
+    """The head's own view: its key (never the user's), the user's public key for workers it launches."""
+    client_key = (state_dir / CLIENT_KEY_FILE).read_text().strip()
+    return ClusterContext(
+        config,
+        state_dir=state_dir,
+        key_path=state_dir / HEAD_KEY_FILE,
+        extra_authorized_keys=(client_key,),
+    )
+
+
+async def main_async(config_path: Path) -> None:
+    config = load_config(config_path, check_files=False)
+    state_dir = paths.node_state_dir()
+    ctx = controller_context(config, state_dir)
+    endpoints = RedisEndpoints.load(state_dir / REDIS_DIR / "endpoints.json")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with StateStore.connect(endpoints, endpoints.read_password()) as store:
+        try:
+            await Controller(config, ctx, store, state_dir).run(stop)
+        finally:
+            await ctx.close()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if len(sys.argv) != 2:
+        print("usage: python -m cloudtik_jupyter.head.controller CLUSTER_CONFIG", file=sys.stderr)
+        return 2
+    asyncio.run(main_async(Path(sys.argv[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

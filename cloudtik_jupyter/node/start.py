@@ -1,0 +1,213 @@
+"""Start a node's agent and services: ``python -m cloudtik_jupyter.node.start``.
+
+The updater runs this as the last start step on every node. It reads the cluster config the updater
+uploaded (``~/.cloudtik/node/cluster.yaml``) and the node's identity from ``CLOUDTIK_*`` variables, works
+out the node's services (on the head: the Redis state store and the cluster controller; everywhere: the
+enabled runtimes' services), and (re)starts ONE detached node agent that runs them. Re-running with the
+same services leaves a running agent alone, so an unchanged `up` disturbs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from .. import paths
+from ..config import load_config
+from ..config.schema import ClusterConfig
+from ..errors import CloudtikError, Timeout
+from ..providers import tags as T
+from ..waiting import wait_for
+from .agent import AGENT_MODULE
+from .config import AgentConfig, RedisConfig, ServiceSpec, control_socket_path
+from .control import AgentClient
+from .processes import read_pid_file
+
+CONFIG_FILE = "cluster.yaml"
+AGENT_CONFIG_FILE = "agent.json"
+REDIS_DIR = "redis"
+AGENT_DIR = "agent"
+RUNTIME_DIR = "runtime"
+CLIENT_KEY_FILE = "client_key.pub"  # the user's public key, accepted by workers the controller launches
+HEAD_KEY_FILE = "head_key"  # the head's own key for reaching workers; never leaves the head
+CONTROLLER_MODULE = "cloudtik_jupyter.head.controller"
+AGENT_READY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    cluster: str
+    node_id: str
+    kind: str
+    node_type: str
+    ip: str
+    head_ip: str
+    seq: int | None
+
+    @classmethod
+    def from_env(cls) -> NodeIdentity:
+        env = os.environ
+        try:
+            seq = env.get("CLOUDTIK_NODE_SEQ")
+            return cls(
+                cluster=env["CLOUDTIK_CLUSTER"],
+                node_id=env["CLOUDTIK_NODE_ID"],
+                kind=env["CLOUDTIK_NODE_KIND"],
+                node_type=env.get("CLOUDTIK_NODE_TYPE", ""),
+                ip=env["CLOUDTIK_NODE_IP"],
+                head_ip=env["CLOUDTIK_HEAD_IP"],
+                seq=int(seq) if seq else None,
+            )
+        except KeyError as missing:
+            raise CloudtikError(
+                f"{missing} is not set: run this on a cluster node, through the updater"
+            ) from None
+
+
+def head_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> tuple[list[ServiceSpec], Path]:
+    from ..state.redis_server import prepare_redis
+
+    plan = prepare_redis(state / REDIS_DIR, node.ip, shards=config.head.redis_shards)
+    controller = ServiceSpec(
+        name="controller",
+        argv=[sys.executable, "-m", CONTROLLER_MODULE, str(state / CONFIG_FILE)],
+        max_restarts=100,  # the controller must come back; its state is in Redis and provider tags
+        stable_after=10.0,
+    )
+    return [*plan.service_specs(), controller], plan.endpoints_file
+
+
+def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> list[ServiceSpec]:
+    from ..runtimes import get_runtime
+    from ..runtimes.base import NodeInfo
+
+    resources = config.available_node_types[node.node_type].resources if node.node_type else {}
+    info = NodeInfo(
+        cluster_name=node.cluster,
+        node_id=node.node_id,
+        kind=node.kind,
+        node_type=node.node_type,
+        ip=node.ip,
+        head_ip=node.head_ip,
+        runtime_dir=state / RUNTIME_DIR,
+        resources=resources,
+    )
+    services: list[ServiceSpec] = []
+    for name in config.runtime.types:
+        runtime = get_runtime(name)
+        section = (config.runtime.model_extra or {}).get(name, {})
+        services += runtime.services(runtime.parse_config(section), info)
+    return services
+
+
+def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> AgentConfig:
+    services: list[ServiceSpec] = []
+    redis: dict[str, object] = {}
+    if node.kind == T.KIND_HEAD:
+        services, endpoints_file = head_services(config, node, state)
+        redis["redis_endpoints_file"] = endpoints_file
+    else:
+        # Uploaded by the head's controller: addresses, and the password as a 0600 file.
+        endpoints = json.loads((state / REDIS_DIR / "endpoints.json").read_text())
+        redis["redis"] = RedisConfig.model_validate({k: endpoints[k] for k in ("primary", "shards")})
+        redis["redis_password_file"] = state / REDIS_DIR / "password"
+    services += runtime_services(config, node, state)
+    return AgentConfig.model_validate(
+        {
+            "node_id": node.node_id,
+            "node_type": node.node_type,
+            "kind": node.kind,
+            "address": node.ip,
+            "seq_id": node.seq,
+            "run_dir": state / AGENT_DIR,
+            "heartbeat_interval": config.head.heartbeat_interval,
+            "services": services,
+            **redis,
+        }
+    )
+
+
+def agent_pid(run_dir: Path) -> int | None:
+    pid = read_pid_file(run_dir / "agent.pid")
+    if pid is None:
+        return None
+    with contextlib.suppress(psutil.Error):
+        if AGENT_MODULE in " ".join(psutil.Process(pid).cmdline()):
+            return pid
+    return None
+
+
+async def stop_agent(run_dir: Path, pid: int) -> None:
+    with contextlib.suppress(OSError, CloudtikError):
+        await AgentClient.unix(control_socket_path(run_dir), timeout=10).shutdown()
+    await wait_for(lambda: not psutil.pid_exists(pid), timeout=30, what=f"node agent {pid} to stop")
+
+
+def spawn_agent(config_path: Path, run_dir: Path) -> None:
+    paths.ensure_private_dir(run_dir)
+    log = open(run_dir / "agent.log", "ab")  # noqa: SIM115 (handed to the child)
+    with log:
+        subprocess.Popen(
+            [sys.executable, "-m", AGENT_MODULE, "run", str(config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # outlives this command and its SSH session
+            close_fds=True,
+        )
+
+
+async def agent_ready(run_dir: Path, expected: list[str]) -> bool:
+    try:
+        services = await AgentClient.unix(control_socket_path(run_dir), timeout=5).status()
+    except (OSError, CloudtikError):
+        return False
+    running = {s.name for s in services if s.status.value == "running"}
+    return set(expected) <= running
+
+
+async def start(state: Path) -> None:
+    config = load_config(state / CONFIG_FILE, check_files=False)
+    node = NodeIdentity.from_env()
+    wanted = agent_config(config, node, state)
+    config_path = state / AGENT_CONFIG_FILE
+    text = wanted.model_dump_json(indent=2, exclude_defaults=True)
+    pid = agent_pid(wanted.run_dir)
+    if pid is not None:
+        if config_path.exists() and config_path.read_text() == text:
+            return  # same services, agent running: nothing to do
+        await stop_agent(wanted.run_dir, pid)
+    paths.write_private(config_path, text)
+    spawn_agent(config_path, wanted.run_dir)
+    names = [s.name for s in wanted.services]
+    log = wanted.run_dir / "agent.log"
+    try:
+        await wait_for(
+            lambda: agent_ready(wanted.run_dir, names),
+            timeout=AGENT_READY_TIMEOUT,
+            what=f"the node agent's services ({', '.join(names) or 'none'})",
+        )
+    except Timeout as exc:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""
+        raise CloudtikError(f"{exc}; the end of {log}:\n{tail}") from None
+
+
+def main() -> int:
+    try:
+        asyncio.run(start(paths.node_state_dir()))
+    except CloudtikError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
