@@ -7,6 +7,7 @@ where the main thread's loop is already running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import Future
@@ -51,16 +52,20 @@ async def bridge(agen: AsyncIterator[T]) -> AsyncIterator[T]:
     caller = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[object, BaseException | None]] = asyncio.Queue()
 
+    def send(item: object, error: BaseException | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the caller's loop closed: nobody is listening
+            caller.call_soon_threadsafe(queue.put_nowait, (item, error))
+
     async def pump() -> None:
         error: BaseException | None = None
         try:
             async for item in agen:
-                caller.call_soon_threadsafe(queue.put_nowait, (item, None))
+                send(item, None)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            caller.call_soon_threadsafe(queue.put_nowait, (_END, error))
+            send(_END, error)
 
     fut = submit(pump())
     try:

@@ -102,7 +102,7 @@ async def _run_with_retries(
                         node.kind,
                     )
                 )
-                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))  # backoff between tries, not synchronisation
+                await asyncio.sleep(min(0.05 * 2**attempt, 2.0))  # backoff between tries, not synchronisation
 
 
 async def update_node(

@@ -84,6 +84,11 @@ class HeadConfig(_Model):
     controller_interval: float = Field(default=5.0, gt=0)
     heartbeat_interval: float = Field(default=1.0, gt=0)
     heartbeat_timeout: float = Field(default=30.0, gt=0)
+    # A worker whose setup (or recovery) failed this many times is terminated and replaced ...
+    max_update_tries: int = Field(default=3, ge=1)
+    # ... and after this many such workers of one type in a row, replacing stops until the config or a
+    # scale request changes (a broken setup must not churn nodes forever).
+    max_failed_launches: int = Field(default=3, ge=1)
 
     @model_validator(mode="after")
     def _timeout_exceeds_interval(self) -> HeadConfig:

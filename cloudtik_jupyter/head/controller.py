@@ -48,6 +48,7 @@ class Memory:
     failed_since: dict[tuple[str, str], float] = field(default_factory=dict)
     updates: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     rows: dict[str, NodeRecord] | None = None  # the node table as this controller last wrote it
+    failed_in_a_row: dict[str, int] = field(default_factory=dict)  # node type -> workers retired as broken
 
 
 class Controller:
@@ -88,6 +89,7 @@ class Controller:
             await self._event("controller-error", f"ignoring the new cluster config: {exc}")
             return
         self._use(config)
+        self.memory.failed_in_a_row.clear()
         await self._event("config-changed", "cluster config changed; workers will be set up again")
 
     # -- the loop -------------------------------------------------------------------------------
@@ -116,6 +118,8 @@ class Controller:
             try:
                 async with self.store.subscribe() as changes:
                     async for change in changes:
+                        if change.kind == ChangeKind.SCALE:
+                            self.memory.failed_in_a_row.clear()  # a new request: try launching again
                         if change.kind in (ChangeKind.SCALE, ChangeKind.NODE_REMOVED):
                             self.wake.set()
             except Exception as exc:  # Redis restarting: subscribe again
@@ -150,11 +154,16 @@ class Controller:
             in_flight=in_flight,
             heartbeat_timeout=self.config.head.heartbeat_timeout,
             idle_timeout=self.config.idle_timeout_minutes * 60,
+            max_update_tries=self.config.head.max_update_tries,
+            suspended=self._suspended(),
         )
         if any(decision.desired[t] < desired.get(t, 0) for t in decision.desired):
             await self.store.set_desired(decision.desired)  # idle workers released: lower the request
-        await self._terminate(decision.terminate)
         by_id = {w.node_id: w for w in workers}
+        await self._count_failures(decision, by_id)
+        await self._terminate(decision.terminate)
+        for node_type in self._suspended():  # including types whose workers broke in this very tick
+            decision.launch.pop(node_type, None)
         for node_id in decision.update:
             node = by_id[node_id]
             recovering = (
@@ -164,6 +173,24 @@ class Controller:
             await self._start_update(node, head, recovering=recovering)
         await self._launch(decision.launch, head)
         return decision
+
+    def _suspended(self) -> frozenset[str]:
+        limit = self.config.head.max_failed_launches
+        return frozenset(t for t, n in self.memory.failed_in_a_row.items() if n >= limit)
+
+    async def _count_failures(self, decision: Decision, by_id: dict[str, NodeRef]) -> None:
+        for node_id in decision.broken:
+            node = by_id.get(node_id)
+            if node is None:
+                continue
+            count = self.memory.failed_in_a_row.get(node.node_type, 0) + 1
+            self.memory.failed_in_a_row[node.node_type] = count
+            if count == self.config.head.max_failed_launches:
+                await self._event(
+                    "launch-suspended",
+                    f"{count} {node.node_type} workers in a row failed setup; not replacing them until the "
+                    "config changes or a scale request comes",
+                )
 
     def _view(self, w: NodeRef, beat: float | None, processes: list[ProcessRecord], now: float) -> WorkerView:
         mono = time.monotonic()
@@ -277,6 +304,7 @@ class Controller:
             )
         else:
             await self.store.clear_update_tries(node.node_id)
+            self.memory.failed_in_a_row.pop(node.node_type, None)
             await self._event("node-up-to-date", f"worker {node.node_id} is up-to-date", node.node_id)
         self.wake.set()
 

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 from ..providers.tags import NodeStatus
 
-MAX_UPDATE_TRIES = 3  # a node whose setup/start failed this many times is terminated (and replaced)
-
 
 @dataclass(frozen=True)
 class TypeLimits:
@@ -40,9 +38,9 @@ class Decision:
     launch: dict[str, int] = field(default_factory=dict)  # node type -> how many to launch
     update: list[str] = field(default_factory=list)  # (re-)run setup/start on these
     terminate: dict[str, str] = field(default_factory=dict)  # node id -> reason
-    desired: dict[str, int] = field(
-        default_factory=dict
-    )  # the targets after this tick (idle scale-down lowers them)
+    broken: set[str] = field(default_factory=set)  # terminated because setup/recovery kept failing
+    # the targets after this tick (an idle scale-down lowers them)
+    desired: dict[str, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -80,8 +78,12 @@ def decide(
     in_flight: set[str],
     heartbeat_timeout: float,
     idle_timeout: float,
+    max_update_tries: int = 3,
+    suspended: frozenset[str] = frozenset(),
 ) -> Decision:
-    """One tick: recover or retire unhealthy workers, then launch/remove to reach the desired counts."""
+    """One tick: recover or retire unhealthy workers, then launch/remove to reach the desired counts.
+
+    Types in `suspended` get no new workers (their setup keeps failing)."""
     decision = Decision(
         desired={t: clamp_request(desired.get(t, lim.min_workers), lim) for t, lim in limits.items()}
     )
@@ -92,16 +94,18 @@ def decide(
             continue
         tries = update_tries.get(w.node_id, 0)
         if w.status == NodeStatus.UPDATE_FAILED.value and w.node_id not in in_flight:
-            if tries >= MAX_UPDATE_TRIES:
+            if tries >= max_update_tries:
                 decision.terminate[w.node_id] = f"setup failed {tries} times"
+                decision.broken.add(w.node_id)
                 continue
             decision.update.append(w.node_id)
         elif (w.status != NodeStatus.UP_TO_DATE.value or w.stale) and w.node_id not in in_flight:
             # launched but never set up (e.g. the controller restarted), or set up from an older config
             decision.update.append(w.node_id)
         elif (why := _health(w, heartbeat_timeout)) and w.node_id not in in_flight:
-            if tries >= MAX_UPDATE_TRIES:
+            if tries >= max_update_tries:
                 decision.terminate[w.node_id] = f"unhealthy ({why}) after {tries} recoveries"
+                decision.broken.add(w.node_id)
                 continue
             decision.update.append(w.node_id)
         by_type[w.node_type].append(w)
@@ -117,7 +121,7 @@ def decide(
             alive = [w for w in alive if w.node_id not in decision.terminate]
             target = min(target, max(lim.min_workers, len(alive)))
             decision.desired[node_type] = target
-        if len(alive) < target:
+        if len(alive) < target and node_type not in suspended:
             decision.launch[node_type] = target - len(alive)
         elif len(alive) > target:
             for w in sorted(alive, key=_removal_order)[: len(alive) - target]:
