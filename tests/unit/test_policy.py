@@ -1,0 +1,81 @@
+"""The controller's per-tick decisions, as a pure function."""
+
+from __future__ import annotations
+
+from cloudtik_jupyter.head.policy import TypeLimits, WorkerView, decide
+
+LIMITS = {"worker": TypeLimits(min_workers=2, max_workers=4)}
+UP = "up-to-date"
+
+
+def w(n: int, status: str = UP, **kw: object) -> WorkerView:
+    return WorkerView(node_id=f"n{n}", node_type="worker", status=status, seq=n, heartbeat_age=0.5, **kw)  # type: ignore[arg-type]
+
+
+def run(workers: list[WorkerView], desired: dict[str, int] | None = None, **kw: object):  # type: ignore[no-untyped-def]
+    args: dict[str, object] = {
+        "update_tries": {},
+        "in_flight": set(),
+        "heartbeat_timeout": 30.0,
+        "idle_timeout": 0.0,
+        **kw,
+    }
+    return decide(LIMITS, desired or {}, workers, **args)  # type: ignore[arg-type]
+
+
+def test_keeps_min_workers() -> None:
+    assert run([]).launch == {"worker": 2}
+    assert run([w(2)]).launch == {"worker": 1}
+    assert run([w(2), w(3)]).empty
+
+
+def test_scale_requests_are_clamped_to_min_max() -> None:
+    assert run([w(2), w(3)], {"worker": 9}).launch == {"worker": 2}
+    d = run([w(2), w(3), w(4), w(5)], {"worker": 0})
+    assert sorted(d.terminate) == ["n4", "n5"]  # newest first, never below min
+    assert d.desired == {"worker": 2}
+
+
+def test_scale_down_prefers_not_ready_then_idle() -> None:
+    d = run([w(2, idle_for=1), w(3, idle_for=50), w(4, status="setting-up")], {"worker": 2}, in_flight={"n4"})
+    assert list(d.terminate) == ["n4"]
+    d = run([w(2, idle_for=1), w(3, idle_for=50), w(4, idle_for=5)], {"worker": 2})
+    assert list(d.terminate) == ["n3"]
+
+
+def test_unset_up_and_stale_workers_are_updated_unless_in_flight() -> None:
+    d = run([w(2, status="pending"), w(3, stale=True), w(4, status="setting-up")], in_flight={"n4"})
+    assert d.update == ["n2", "n3"]
+
+
+def test_failed_updates_are_retried_then_terminated_as_broken() -> None:
+    d = run([w(2, status="update-failed"), w(3)], update_tries={"n2": 1})
+    assert d.update == ["n2"] and not d.terminate
+    d = run([w(2, status="update-failed"), w(3)], update_tries={"n2": 3})
+    assert d.terminate == {"n2": "setup failed 3 times"} and d.broken == {"n2"}
+    assert d.launch == {"worker": 1}  # replaced
+    d = run([w(2, status="update-failed"), w(3)], update_tries={"n2": 3}, suspended=frozenset({"worker"}))
+    assert "n2" in d.terminate and not d.launch  # broken setups don't churn nodes forever
+
+
+def test_lost_heartbeats_and_failed_services_trigger_recovery() -> None:
+    stale = WorkerView("n2", "worker", UP, 2, heartbeat_age=31.0)
+    never = WorkerView("n3", "worker", UP, 3, heartbeat_age=None, up_for=40.0)
+    young = WorkerView("n4", "worker", UP, 4, heartbeat_age=None, up_for=1.0)
+    sick = w(5, failed_services=("spark-worker",))
+    d = run([stale, never, young, sick], {"worker": 4})
+    assert d.update == ["n2", "n3", "n5"]
+    d = run([stale, never], update_tries={"n2": 3})
+    assert d.terminate == {"n2": "unhealthy (no heartbeat for 31s) after 3 recoveries"}
+
+
+def test_idle_workers_above_min_are_released_and_the_request_lowered() -> None:
+    workers = [w(2, idle_for=100), w(3, idle_for=100), w(4, idle_for=100), w(5, idle_for=1)]
+    d = run(workers, {"worker": 4}, idle_timeout=60.0)
+    assert len(d.terminate) == 2 and "n5" not in d.terminate
+    assert d.desired == {"worker": 2} and not d.launch
+
+
+def test_unknown_node_types_are_retired() -> None:
+    gone = WorkerView("n9", "old-type", UP, 9, heartbeat_age=0.1)
+    assert "n9" in run([w(2), w(3), gone]).terminate
