@@ -115,7 +115,7 @@ class NodeAgent:
         pid = read_pid_file(self.config.pid_file)
         if pid is not None and pid != os.getpid():
             with contextlib.suppress(psutil.Error):
-                if AGENT_MODULE in " ".join(psutil.Process(pid).cmdline()):
+                if "cloudtik_jupyter.node." in " ".join(psutil.Process(pid).cmdline()):  # run or start
                     raise CloudtikError(f"a node agent (pid {pid}) already runs in {self.config.run_dir}")
         write_pid_file(self.config.pid_file)
 

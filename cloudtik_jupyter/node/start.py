@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from ..config.schema import ClusterConfig
 from ..errors import CloudtikError, Timeout
 from ..providers import tags as T
 from ..waiting import wait_for
-from .agent import AGENT_MODULE
+from .agent import NodeAgent
 from .config import AgentConfig, RedisConfig, ServiceSpec, control_socket_path
 from .control import AgentClient
 from .processes import read_pid_file
@@ -136,11 +136,12 @@ def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> Agen
 
 
 def agent_pid(run_dir: Path) -> int | None:
+    """The running agent of this node, if any (a forked agent keeps this module's command line)."""
     pid = read_pid_file(run_dir / "agent.pid")
-    if pid is None:
+    if pid is None or pid == os.getpid():
         return None
     with contextlib.suppress(psutil.Error):
-        if AGENT_MODULE in " ".join(psutil.Process(pid).cmdline()):
+        if "cloudtik_jupyter.node." in " ".join(psutil.Process(pid).cmdline()):
             return pid
     return None
 
@@ -151,18 +152,28 @@ async def stop_agent(run_dir: Path, pid: int) -> None:
     await wait_for(lambda: not psutil.pid_exists(pid), timeout=30, what=f"node agent {pid} to stop")
 
 
-def spawn_agent(config_path: Path, run_dir: Path) -> None:
-    paths.ensure_private_dir(run_dir)
-    log = open(run_dir / "agent.log", "ab")  # noqa: SIM115 (handed to the child)
-    with log:
-        subprocess.Popen(
-            [sys.executable, "-m", AGENT_MODULE, "run", str(config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # outlives this command and its SSH session
-            close_fds=True,
-        )
+def fork_agent(config: AgentConfig) -> None:
+    """Become the node agent in a detached child: everything is imported already, so this saves
+    starting (and importing into) a second interpreter on every node."""
+    paths.ensure_private_dir(config.run_dir)
+    if os.fork() != 0:
+        return
+    try:
+        os.setsid()  # outlives this command and its SSH session
+        log = os.open(config.run_dir / "agent.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        asyncio.run(NodeAgent(config).run())
+        code = 0
+    except BaseException:  # the child must never return into the caller's code
+        logging.getLogger("cloudtik.agent").exception("node agent failed")
+        code = 1
+    os._exit(code)
 
 
 async def agent_ready(run_dir: Path, expected: list[str]) -> bool:
@@ -174,7 +185,23 @@ async def agent_ready(run_dir: Path, expected: list[str]) -> bool:
     return set(expected) <= running
 
 
-async def start(state: Path) -> None:
+async def wait_until_ready(config: AgentConfig) -> None:
+    names = [s.name for s in config.services]
+    log = config.run_dir / "agent.log"
+    try:
+        await wait_for(
+            lambda: agent_ready(config.run_dir, names),
+            timeout=AGENT_READY_TIMEOUT,
+            what=f"the node agent's services ({', '.join(names) or 'none'})",
+        )
+    except Timeout as exc:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""
+        raise CloudtikError(f"{exc}; the end of {log}:\n{tail}") from None
+
+
+def start(state: Path) -> None:
+    """Start the node's agent unless one runs with the same services. No event loop runs in this
+    process while it forks (asyncio.run is used only before and after)."""
     config = load_config(state / CONFIG_FILE, check_files=False)
     node = NodeIdentity.from_env()
     wanted = agent_config(config, node, state)
@@ -184,25 +211,15 @@ async def start(state: Path) -> None:
     if pid is not None:
         if config_path.exists() and config_path.read_text() == text:
             return  # same services, agent running: nothing to do
-        await stop_agent(wanted.run_dir, pid)
+        asyncio.run(stop_agent(wanted.run_dir, pid))
     paths.write_private(config_path, text)
-    spawn_agent(config_path, wanted.run_dir)
-    names = [s.name for s in wanted.services]
-    log = wanted.run_dir / "agent.log"
-    try:
-        await wait_for(
-            lambda: agent_ready(wanted.run_dir, names),
-            timeout=AGENT_READY_TIMEOUT,
-            what=f"the node agent's services ({', '.join(names) or 'none'})",
-        )
-    except Timeout as exc:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""
-        raise CloudtikError(f"{exc}; the end of {log}:\n{tail}") from None
+    fork_agent(wanted)
+    asyncio.run(wait_until_ready(wanted))
 
 
 def main() -> int:
     try:
-        asyncio.run(start(paths.node_state_dir()))
+        start(paths.node_state_dir())
     except CloudtikError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
