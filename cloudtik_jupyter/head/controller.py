@@ -29,8 +29,8 @@ from ..errors import CloudtikError
 from ..node.start import CLIENT_KEY_FILE, HEAD_KEY_FILE, REDIS_DIR
 from ..providers import tags as T
 from ..state.endpoints import RedisEndpoints
-from ..state.records import ChangeKind, NodeRecord, ProcessRecord, ProcessStatus
-from ..state.store import StateStore
+from ..state.records import ChangeKind, NodeRecord
+from ..state.store import NodeHealth, StateStore
 from .policy import Decision, TypeLimits, WorkerView, decide
 
 log = logging.getLogger("cloudtik.controller")
@@ -142,8 +142,9 @@ class Controller:
         if self.memory.rows is None:  # once per start: what a previous controller left
             self.memory.rows = {r.node_id: r for r in await self.store.nodes()}
         await self._sync_records(nodes, self.memory.rows)
-        beats, processes = await asyncio.gather(self.store.heartbeat_times(), self.store.all_processes())
-        views = [self._view(w, beats.get(w.node_id), processes.get(w.node_id, []), now) for w in workers]
+        beats, health = await asyncio.gather(self.store.heartbeat_times(), self.store.all_health())
+        mono = time.monotonic()
+        views = [self._view(w, beats.get(w.node_id), health.get(w.node_id), now, mono) for w in workers]
         desired = await self.store.desired()
         in_flight = {n for n, t in self.memory.updates.items() if not t.done()}
         decision = decide(
@@ -192,45 +193,49 @@ class Controller:
                     "config changes or a scale request comes",
                 )
 
-    def _view(self, w: NodeRef, beat: float | None, processes: list[ProcessRecord], now: float) -> WorkerView:
-        mono = time.monotonic()
+    def _view(
+        self, w: NodeRef, beat: float | None, health: NodeHealth | None, now: float, mono: float
+    ) -> WorkerView:
+        memory = self.memory
+        node_id = w.node_id
         if w.status == T.NodeStatus.UP_TO_DATE.value:
-            self.memory.up_since.setdefault(w.node_id, mono)
+            up_since = memory.up_since.setdefault(node_id, mono)
         else:
-            self.memory.up_since.pop(w.node_id, None)
-        heartbeat_age = now - beat if beat is not None else None
-        busy = any(p.cpu_percent > BUSY_CPU_PERCENT for p in processes)
-        if busy or w.node_id not in self.memory.busy_at:
-            self.memory.busy_at[w.node_id] = mono
+            memory.up_since.pop(node_id, None)
+            up_since = mono
+        if health is None or health.busiest_cpu > BUSY_CPU_PERCENT or node_id not in memory.busy_at:
+            memory.busy_at[node_id] = mono
         failed = []
-        for p in processes:
-            key = (w.node_id, p.name)
-            if p.status == ProcessStatus.FAILED:
-                since = self.memory.failed_since.setdefault(key, mono)
-                if mono - since > SERVICE_FAILED_GRACE:
-                    failed.append(p.name)
-            else:
-                self.memory.failed_since.pop(key, None)
+        for name in health.failed if health else ():
+            since = memory.failed_since.setdefault((node_id, name), mono)
+            if mono - since > SERVICE_FAILED_GRACE:
+                failed.append(name)
+        if memory.failed_since and not (health and health.failed):
+            for key in [k for k in memory.failed_since if k[0] == node_id]:
+                del memory.failed_since[key]
         return WorkerView(
-            node_id=w.node_id,
+            node_id=node_id,
             node_type=w.node_type,
             status=w.status,
             seq=w.seq,
-            heartbeat_age=heartbeat_age,
-            up_for=mono - self.memory.up_since.get(w.node_id, mono),
+            heartbeat_age=now - beat if beat is not None else None,
+            up_for=mono - up_since,
             failed_services=tuple(failed),
-            idle_for=mono - self.memory.busy_at[w.node_id],
+            idle_for=mono - memory.busy_at[node_id],
             stale=w.tags.get(T.LAUNCH_HASH) != self.worker_hash,
         )
 
     async def _sync_records(self, nodes: list[NodeRef], records: dict[str, NodeRecord]) -> None:
         """Mirror provider state into the node table; drop rows of nodes the provider no longer has."""
         alive = {n.node_id for n in nodes}
+        changed = []
         for n in nodes:
             row = NodeRecord(n.node_id, n.node_type, n.kind, n.address.internal_ip, n.status, n.seq)
             if records.get(n.node_id) != row:
-                await self.store.upsert_node(row)
+                changed.append(row)
                 records[n.node_id] = row
+        if changed:
+            await self.store.upsert_nodes(changed)
         for node_id, row in list(records.items()):
             if node_id not in alive:
                 del records[node_id]
@@ -264,7 +269,7 @@ class Controller:
             await self._event("node-terminated", f"terminated {node_id}: {why}", node_id)
 
     async def _launch(self, counts: dict[str, int], head: NodeRef | None) -> None:
-        if head is None:
+        if head is None or not counts:
             return
         floor = max((n.seq for n in await self.ctx.nodes()), default=1)
         await self.store.ensure_seq_at_least(floor)

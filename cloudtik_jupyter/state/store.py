@@ -19,6 +19,7 @@ import asyncio
 import time
 import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
 
@@ -37,6 +38,7 @@ from .records import (
     NodeMetrics,
     NodeRecord,
     ProcessRecord,
+    ProcessStatus,
     decode_metrics,
     decode_processes,
     encode_metrics,
@@ -46,6 +48,28 @@ from .records import (
 NODES = "cloudtik:nodes"
 HEARTBEATS = "cloudtik:heartbeats"
 PROCESSES = "cloudtik:processes"
+# node id -> "<busiest service cpu %>|<failed service names>": what the controller needs every tick,
+# without decoding every node's process list.
+HEALTH = "cloudtik:health"
+
+
+def health_summary(processes: Iterable[ProcessRecord]) -> str:
+    busiest = max((p.cpu_percent for p in processes), default=0.0)
+    failed = ",".join(p.name for p in processes if p.status == ProcessStatus.FAILED)
+    return f"{busiest:.1f}|{failed}"
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    busiest_cpu: float
+    failed: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, raw: str) -> NodeHealth:
+        cpu, _, failed = raw.partition("|")
+        return cls(float(cpu or 0), tuple(failed.split(",")) if failed else ())
+
+
 METRICS = "cloudtik:metrics"
 SEQ = "cloudtik:seq"
 EVENTS = "cloudtik:events"
@@ -151,6 +175,24 @@ class StateStore:
             await pipe.execute()
         await self._publish(Change(ChangeKind.NODE, (record.node_id,), record.status))
 
+    async def upsert_nodes(self, records: Sequence[NodeRecord]) -> None:
+        """Many `upsert_node`s: one pipeline per shard, one notification."""
+        groups: dict[int, list[NodeRecord]] = {}
+        for record in records:
+            groups.setdefault(self.shard_of(record.node_id), []).append(record)
+
+        async def write(index: int, rows: list[NodeRecord]) -> None:
+            async with self._shards[index].pipeline(transaction=False) as pipe:
+                for row in rows:
+                    fields: dict[Any, Any] = row.to_fields()
+                    pipe.hset(node_key(row.node_id), mapping=fields)
+                pipe.sadd(NODES, *(row.node_id for row in rows))
+                await pipe.execute()
+
+        await asyncio.gather(*(write(i, rows) for i, rows in groups.items()))
+        ids = tuple(r.node_id for r in records) if len(records) <= MAX_IDS_PER_CHANGE else ()
+        await self._publish(Change(ChangeKind.NODE, ids, "many"))
+
     async def register_node(self, record: NodeRecord) -> None:
         """An agent announcing itself: identity fields are written, an existing status/seq id is kept."""
         fields: dict[Any, Any] = record.to_fields()
@@ -215,6 +257,7 @@ class StateStore:
             pipe.srem(NODES, node_id)
             pipe.zrem(HEARTBEATS, node_id)
             pipe.hdel(PROCESSES, node_id)
+            pipe.hdel(HEALTH, node_id)
             pipe.hdel(METRICS, node_id)
             removed = await pipe.execute()
         await self._publish(Change(ChangeKind.NODE_REMOVED, (node_id,)))
@@ -235,9 +278,11 @@ class StateStore:
         t = time.time() if now is None else now
         async with self._shard(node_id).pipeline(transaction=False) as pipe:
             pipe.zadd(HEARTBEATS, {node_id: t})
-            pipe.hset(PROCESSES, node_id, encode_processes(tuple(processes)))
+            processes = tuple(processes)
+            pipe.hset(PROCESSES, node_id, encode_processes(processes))
+            pipe.hset(HEALTH, node_id, health_summary(processes))
             pipe.hset(METRICS, node_id, encode_metrics(metrics or NodeMetrics()))
-            added, _, _ = await pipe.execute()
+            added, *_ = await pipe.execute()
         await self._publish(Change(ChangeKind.HEARTBEAT, (node_id,)))
         return bool(added)
 
@@ -253,8 +298,9 @@ class StateStore:
             async with self._shards[index].pipeline(transaction=False) as pipe:
                 pipe.zadd(HEARTBEATS, {b.node_id: b.time if b.time is not None else t for b in beats})
                 pipe.hset(PROCESSES, mapping={b.node_id: encode_processes(b.processes) for b in beats})
+                pipe.hset(HEALTH, mapping={b.node_id: health_summary(b.processes) for b in beats})
                 pipe.hset(METRICS, mapping={b.node_id: encode_metrics(b.metrics) for b in beats})
-                added, _, _ = await pipe.execute()
+                added, *_ = await pipe.execute()
             return int(added)
 
         added = await asyncio.gather(*(write(i, beats) for i, beats in groups.items()))
@@ -269,6 +315,11 @@ class StateStore:
             await asyncio.gather(*(s.zrange(HEARTBEATS, 0, -1, withscores=True) for s in self._shards)),
         )
         return {node_id: float(t) for rows in per_shard for node_id, t in rows}
+
+    async def all_health(self) -> dict[str, NodeHealth]:
+        """Node id -> busiest service and failed services, for every node: one read per shard."""
+        per_shard = await asyncio.gather(*(s.hgetall(HEALTH) for s in self._shards))
+        return {str(k): NodeHealth.parse(str(v)) for rows in per_shard for k, v in rows.items()}
 
     async def all_processes(self) -> dict[str, list[ProcessRecord]]:
         """Node id -> its processes as last reported, for every node: one read per shard."""
