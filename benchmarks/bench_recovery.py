@@ -45,7 +45,7 @@ def main() -> None:
             for p in procs:
                 p.send_signal(signal.SIGKILL)
 
-            def recovered() -> bool:
+            def recovered(victim: str = victim) -> bool:
                 workers = cluster.status().workers
                 return (
                     len(workers) == 2

@@ -54,10 +54,21 @@ def test_virtual_spark_inherits_small_and_adds_spark() -> None:
     assert config.available_node_types["worker"].max_workers == 4
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+CLUSTER_EXAMPLES = sorted(p for p in EXAMPLES.glob("*.yaml") if "-workspace" not in p.name)
+WORKSPACE_EXAMPLES = sorted(EXAMPLES.glob("*-workspace*.yaml"))
+
+
+@pytest.mark.parametrize("path", CLUSTER_EXAMPLES, ids=lambda p: p.name)
 def test_shipped_examples_load(path: Path) -> None:
     config = load_config(path)
     assert config.cluster_name
+
+
+@pytest.mark.parametrize("path", WORKSPACE_EXAMPLES, ids=lambda p: p.name)
+def test_shipped_workspace_examples_load(path: Path) -> None:
+    from cloudtik_jupyter.config.workspace import load_workspace_config
+
+    assert load_workspace_config(path).workspace_name
 
 
 def test_deep_merge_merges_mappings_and_replaces_lists_and_scalars() -> None:
