@@ -6,6 +6,7 @@ record (0600); each process then opens one forward per Redis server and keeps it
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,11 +53,8 @@ async def open_store(ctx: ClusterContext, head: NodeRef) -> StateStore:
         listeners.append(listener)
         return RedisAddress("127.0.0.1", listener.get_port())
 
-    forwarded = RedisEndpoints(
-        primary=await forward(endpoints.primary),
-        shards=tuple([await forward(s) for s in endpoints.shards]),
-        password_file=local / "password",
-    )
+    primary, *shards = await asyncio.gather(*(forward(a) for a in (endpoints.primary, *endpoints.shards)))
+    forwarded = RedisEndpoints(primary=primary, shards=tuple(shards), password_file=local / "password")
     store = StateStore.connect(forwarded, forwarded.read_password(), timeout=5.0)
     ctx.on_close(lambda: [listener.close() for listener in listeners])
     return store
