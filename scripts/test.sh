@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh dev
-if [ -x scripts/install-system-deps.sh ]; then scripts/install-system-deps.sh; fi
+scripts/install-system-deps.sh
 .venv/bin/ruff check cloudtik_jupyter tests benchmarks
 .venv/bin/mypy
 exec .venv/bin/pytest -q -p no:cacheprovider "$@"
