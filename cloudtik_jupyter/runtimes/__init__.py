@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ..config.schema import ClusterConfig
     from .base import Runtime
 
 _RUNTIMES: dict[str, str] = {
@@ -25,3 +28,13 @@ def get_runtime(name: str) -> Runtime:
     module, _, attr = _RUNTIMES[name].partition(":")
     runtime: Runtime = getattr(importlib.import_module(module), attr)()
     return runtime
+
+
+def enabled_runtimes(config: ClusterConfig) -> list[tuple[Runtime, BaseModel]]:
+    """The runtimes of ``runtime.types``, each with its parsed ``runtime.<name>`` section."""
+    enabled = []
+    for name in config.runtime.types:
+        runtime = get_runtime(name)
+        section = (config.runtime.model_extra or {}).get(name) or {}
+        enabled.append((runtime, runtime.parse_config(section)))
+    return enabled

@@ -45,4 +45,12 @@ class Runtime(Protocol):
 
     def links(self, config: BaseModel, head_ip: str) -> list[ServiceLink]: ...
 
-    def submit_argv(self, config: BaseModel, head_ip: str, job: str, args: Sequence[str]) -> list[str]: ...
+    def submit_argv(
+        self,
+        config: BaseModel,
+        head_ip: str,
+        job: str,
+        args: Sequence[str],
+        *,
+        runtime_dir: Path | None = None,
+    ) -> list[str]: ...  # the command that submits `job` from the head

@@ -1,0 +1,116 @@
+"""`SparkRuntime`: Spark standalone from the pyspark wheel, as a cluster runtime plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ...cluster.status import ServiceLink
+from ...node.config import ServiceSpec
+from ...providers import tags as T
+from ..base import NodeInfo
+from . import daemons
+from .config import SparkConfig, parse_spark_config
+from .prepare import MODULE as PREPARE_MODULE
+
+
+def _spark(config: BaseModel) -> SparkConfig:
+    if not isinstance(config, SparkConfig):
+        raise TypeError(
+            f"expected the SparkConfig from SparkRuntime.parse_config, got {type(config).__name__}"
+        )
+    return config
+
+
+class SparkRuntime:
+    """Master + history server on the head, one worker per worker node, links to their UIs."""
+
+    name = "spark"
+
+    def parse_config(self, section: Mapping[str, Any]) -> SparkConfig:
+        return parse_spark_config(section)
+
+    def roles(self, config: BaseModel, kind: str) -> list[str]:
+        """The daemons a node of this kind runs."""
+        if kind != T.KIND_HEAD:
+            return ["worker"]
+        return ["master", "history"] if _spark(config).history_server else ["master"]
+
+    def setup_commands(self, config: BaseModel, kind: str) -> list[str]:
+        spark = _spark(config)
+        # The head prepares the workers' archive too: where nodes share a machine (virtual) the workers
+        # then find it made; elsewhere they make their own.
+        roles = self.roles(spark, kind) + (["worker"] if kind == T.KIND_HEAD else [])
+        command = f"python3 -m {PREPARE_MODULE} --roles {','.join(roles)}"
+        return [command if spark.class_data_sharing else f"{command} --no-cds"]
+
+    def services(self, config: BaseModel, node: NodeInfo) -> list[ServiceSpec]:
+        """Evaluated on the node itself: it resolves that node's pyspark and JDK."""
+        from .cds import jvm_options
+        from .install import find_spark
+
+        spark = _spark(config)
+        install = find_spark()
+        if node.kind == T.KIND_HEAD:
+            specs = [daemons.master_service(install, spark, node.ip, jvm_options(install, spark, "master"))]
+            if spark.history_server:
+                event_log = daemons.event_log_location(spark, node.runtime_dir)
+                jvm = jvm_options(install, spark, "history")
+                specs.append(daemons.history_service(install, spark, node.ip, event_log, jvm))
+            return specs
+        return [
+            daemons.worker_service(
+                install,
+                spark,
+                node.ip,
+                daemons.master_url(spark, node.head_ip),
+                daemons.worker_resources(spark, node.resources),
+                node.runtime_dir / "work",
+                jvm_options(install, spark, "worker"),
+            )
+        ]
+
+    def master_url(self, config: BaseModel, head_ip: str) -> str:
+        return daemons.master_url(_spark(config), head_ip)
+
+    def links(self, config: BaseModel, head_ip: str) -> list[ServiceLink]:
+        spark = _spark(config)
+        links = [ServiceLink("Spark master UI", f"http://{head_ip}:{spark.master_ui_port}", "web")]
+        if spark.history_server:
+            links.append(ServiceLink("Spark history UI", f"http://{head_ip}:{spark.history_ui_port}", "web"))
+        links.append(ServiceLink("Spark master", daemons.master_url(spark, head_ip), "endpoint"))
+        return links
+
+    def submit_argv(
+        self,
+        config: BaseModel,
+        head_ip: str,
+        job: str,
+        args: Sequence[str],
+        *,
+        runtime_dir: Path | None = None,
+    ) -> list[str]:
+        """spark-submit on the head (in client mode: the driver runs there, bound to the head's address).
+
+        With the head's `runtime_dir` the application's event log goes where the history server reads.
+        """
+        spark = _spark(config)
+        conf = {"spark.driver.host": head_ip, "spark.driver.bindAddress": head_ip}
+        if runtime_dir is not None and spark.history_server:
+            uri, _ = daemons.event_log_location(spark, runtime_dir)
+            conf |= {"spark.eventLog.enabled": "true", "spark.eventLog.dir": uri}
+        conf |= spark.app_conf()
+        # SPARK_LOCAL_IP keeps the driver's own UI off 0.0.0.0.
+        argv = [
+            "env",
+            f"SPARK_LOCAL_IP={head_ip}",
+            "spark-submit",
+            "--master",
+            daemons.master_url(spark, head_ip),
+        ]
+        for key, value in conf.items():
+            argv += ["--conf", f"{key}={value}"]
+        return [*argv, job, *args]
