@@ -102,6 +102,16 @@ BAD_CONFIGS: list[tuple[str, str, str]] = [
         "cluster_name: hb\nfrom: virtual-small\nhead: {heartbeat_interval: 2, heartbeat_timeout: 1}\n",
         "head.heartbeat_timeout: must be greater than heartbeat_interval (2)",
     ),
+    (
+        "unknown-runtime",
+        "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [flink]}\n",
+        "runtime.types: unknown runtime 'flink' (known: spark)",
+    ),
+    (
+        "bad-runtime-section",
+        "cluster_name: rt\nfrom: virtual-spark\nruntime: {spark: {master_port: nope}}\n",
+        "runtime.spark.master_port:",
+    ),
     ("not-a-mapping", "- cluster_name: list\n", "config must be a mapping of keys to values, got a list"),
     ("empty", "# nothing but a comment\n", "config is empty"),
 ]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import random
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+import shlex
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -326,6 +327,54 @@ class Cluster:
     def attach(self, *, node: str | None = None, command: str | None = None) -> int:
         """Interactive shell (a pty) on the head or a node; returns its exit status."""
         return self._sync(self._attach(node, command))
+
+    # -- runtimes -------------------------------------------------------------------------------
+
+    async def _submit(
+        self, job: Path, args: Sequence[str], runtime: str | None, on_output: OutputCallback | None
+    ) -> int:
+        _, head = await self._select(None, False)
+        target = self._ctx.target(head, None)
+        remote = f"jobs/{job.name}"
+        await self._ctx.runner.upload(target, job, remote)
+        command = shlex.join(
+            [
+                "python3",
+                "-m",
+                "cloudtik_jupyter.runtimes.submit",
+                *(["--runtime", runtime] if runtime else []),
+                remote,
+                *args,
+            ]
+        )
+        result = await self._ctx.runner.run(
+            target, command, env=node_env(self._ctx, head, head), on_output=on_output
+        )
+        return result.exit_status
+
+    def submit(
+        self,
+        job: str | Path,
+        args: Sequence[str] = (),
+        *,
+        runtime: str | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> int:
+        """Upload `job` to the head and submit it to the cluster's runtime (spark-submit for Spark);
+        returns its exit status."""
+        return self._sync(self._submit(Path(job), args, runtime, on_output))
+
+    def spark_session(self, app_name: str | None = None, **options: str | int | float | bool) -> Any:
+        """A SparkSession whose executors run on the cluster's workers (the client must reach the
+        cluster's private addresses, as on `virtual`). `options` are Spark properties by short name."""
+        from ..runtimes.spark.session import spark_session
+
+        if "spark" not in self.config.runtime.types:
+            raise CloudtikError(f"cluster {self.name!r} has no Spark runtime (add `spark` to runtime.types)")
+        master = next((link.url for link in self.info().links if link.url.startswith("spark://")), None)
+        if master is None:
+            raise CloudtikError(f"cluster {self.name!r} has no Spark master yet (is it up?)")
+        return spark_session(master, app_name or self.name, **options)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Close this object's SSH connections (the cluster keeps running)."""

@@ -212,6 +212,20 @@ def monitor(cluster: str, history: int) -> None:
     asyncio.run(follow())
 
 
+@click.command(context_settings={"ignore_unknown_options": True})
+@CLUSTER
+@click.argument("job", type=click.Path(exists=True, dir_okay=False))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--runtime", help="Runtime to submit to (default: the first enabled one).")
+def submit(cluster: str, job: str, args: tuple[str, ...], runtime: str | None) -> None:
+    """Upload JOB to the head and submit it to CLUSTER's runtime (spark-submit for Spark)."""
+
+    def on_output(node_id: str, stream: str, line: str) -> None:
+        (sys.stderr if stream == "stderr" else sys.stdout).write(f"{line}\n")
+
+    sys.exit(_cluster(cluster).submit(job, list(args), runtime=runtime, on_output=on_output))
+
+
 COMMANDS = [
     up,
     down,

@@ -136,14 +136,10 @@ async def service_links(ctx: ClusterContext, head: NodeRef | None) -> list[Servi
     """Links of the enabled runtimes' services on the head."""
     if head is None or not ctx.config.runtime.types:
         return []
-    from ..runtimes import get_runtime
+    from ..runtimes import enabled_runtimes
 
-    links: list[ServiceLink] = []
-    for name in ctx.config.runtime.types:
-        runtime = get_runtime(name)
-        section = (ctx.config.runtime.model_extra or {}).get(name, {})
-        links += runtime.links(runtime.parse_config(section), head.address.internal_ip)
-    return links
+    ip = head.address.internal_ip
+    return [link for runtime, cfg in enabled_runtimes(ctx.config) for link in runtime.links(cfg, ip)]
 
 
 async def cluster_info(ctx: ClusterContext) -> ClusterInfo:

@@ -37,6 +37,14 @@ class NodePlan:
     launch_hash: str
 
 
+def runtime_setup_commands(config: ClusterConfig, kind: str) -> list[str]:
+    if not config.runtime.types:
+        return []
+    from ..runtimes import enabled_runtimes
+
+    return [c for runtime, cfg in enabled_runtimes(config) for c in runtime.setup_commands(cfg, kind)]
+
+
 def plan_for(config: ClusterConfig, kind: str) -> NodePlan:
     head = kind == T.KIND_HEAD
     return NodePlan(
@@ -45,6 +53,7 @@ def plan_for(config: ClusterConfig, kind: str) -> NodePlan:
         setup=[
             *config.setup_commands,
             *(config.head_setup_commands if head else config.worker_setup_commands),
+            *runtime_setup_commands(config, kind),
         ],
         start=[
             *config.start_commands,

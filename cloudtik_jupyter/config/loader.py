@@ -207,6 +207,10 @@ def _build(data: dict[Any, Any], source: _Source, check_files: bool) -> ClusterC
         raise translate(exc) from None
     if check_files:
         _check_local_files(config)
+    if config.runtime.types:
+        from ..runtimes import enabled_runtimes
+
+        enabled_runtimes(config)  # each runtime validates its own section (errors name runtime.<name>.key)
     return config
 
 

@@ -86,7 +86,7 @@ def head_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> tup
 
 
 def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> list[ServiceSpec]:
-    from ..runtimes import get_runtime
+    from ..runtimes import enabled_runtimes
     from ..runtimes.base import NodeInfo
 
     resources = config.available_node_types[node.node_type].resources if node.node_type else {}
@@ -100,12 +100,7 @@ def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> 
         runtime_dir=state / RUNTIME_DIR,
         resources=resources,
     )
-    services: list[ServiceSpec] = []
-    for name in config.runtime.types:
-        runtime = get_runtime(name)
-        section = (config.runtime.model_extra or {}).get(name, {})
-        services += runtime.services(runtime.parse_config(section), info)
-    return services
+    return [s for runtime, cfg in enabled_runtimes(config) for s in runtime.services(cfg, info)]
 
 
 def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> AgentConfig:

@@ -244,7 +244,7 @@ def test_dump_round_trips(tmp_path: Path) -> None:
     write(tmp_path / "data" / "f.txt", "x")
     text = (
         'from: virtual-spark\ncluster_name: round\nfile_mounts: {"~/data": ./data}\n'
-        "runtime: {spark: {a: 1}}\n"
+        "runtime: {spark: {worker_cores: 1}}\n"
     )
     config = load_config_text(text, base_dir=tmp_path)
     dumped = dump_config(config)
