@@ -148,7 +148,7 @@ class Service:
                 return False
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            delay = min(delay * 1.5, 0.5)
+            delay = min(delay * 1.5, 0.1)  # a late check delays the whole node coming up
         return False
 
     async def _run_once(self) -> float:
