@@ -23,6 +23,7 @@ import psutil
 from .. import paths
 from ..config import load_config
 from ..config.schema import ClusterConfig
+from ..daemon import redirect_stdio
 from ..errors import CloudtikError, Timeout
 from ..providers import tags as T
 from ..waiting import wait_for
@@ -155,13 +156,7 @@ def fork_agent(config: AgentConfig) -> None:
         return
     try:
         os.setsid()  # outlives this command and its SSH session
-        log = os.open(config.run_dir / "agent.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(null)
-        os.close(log)
+        redirect_stdio(config.run_dir / "agent.log")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         asyncio.run(NodeAgent(config).run())
         code = 0

@@ -30,6 +30,7 @@ import asyncssh
 import psutil
 
 from ... import paths
+from ...daemon import redirect_stdio
 from ...errors import CloudtikError, ProviderError
 from ...waiting import wait_for_sync
 from .. import tags as T
@@ -320,16 +321,6 @@ def _acquire_lock(home: Path) -> int | None:
     return None
 
 
-def _redirect_stdio(log_path: Path) -> None:
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    null_fd = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null_fd, 0)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    os.close(log_fd)
-    os.close(null_fd)
-
-
 def _listen(path: Path) -> socket.socket:
     path.unlink(missing_ok=True)  # stale: we hold the lock
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -350,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     vdir = paths.ensure_private_dir(state.virtual_dir(home))
     paths.ensure_private_dir(state.nodes_dir(home))
     os.chdir(vdir)
-    _redirect_stdio(state.hypervisor_log_path(home))
+    redirect_stdio(state.hypervisor_log_path(home))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s hypervisor[%(process)d] %(message)s")
     lock_fd = _acquire_lock(home)
     if lock_fd is None:

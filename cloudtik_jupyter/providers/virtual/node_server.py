@@ -27,6 +27,7 @@ from typing import NoReturn, cast
 import asyncssh
 from asyncssh.forward import SSHForwarder
 
+from ...daemon import redirect_stdio
 from ..tags import KIND_HEAD
 from . import addresses, state
 from .process_tree import set_child_subreaper
@@ -205,13 +206,7 @@ def _detach_from_hypervisor(
     for handler in logging.root.handlers[:]:
         logging.root.removeHandler(handler)
         handler.close()  # the hypervisor's log file: still the inherited fd here, so safe to close
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    null_fd = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null_fd, 0)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    os.close(log_fd)
-    os.close(null_fd)
+    redirect_stdio(log_path)
     fd = listener.detach()
     if fd != _LISTENER_FD:
         os.dup2(fd, _LISTENER_FD, inheritable=False)
