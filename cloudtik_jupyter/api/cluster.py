@@ -321,8 +321,14 @@ class Cluster:
         await self._async(self._download(remote, Path(local), node))
 
     async def _attach(self, node: str | None, command: str | None) -> int:
+        from ..ssh.runner import with_env
+
         nodes, head = await self._select(node, False)
-        return await self._ctx.runner.attach(self._ctx.target(nodes[0], head), command)
+        # A login shell (or the command) with the same CLOUDTIK_* variables as `exec` gives.
+        shell = command or 'exec "${SHELL:-/bin/bash}"'  # not -l: a login profile would reset PATH
+        return await self._ctx.runner.attach(
+            self._ctx.target(nodes[0], head), with_env(shell, node_env(self._ctx, nodes[0], head))
+        )
 
     def attach(self, *, node: str | None = None, command: str | None = None) -> int:
         """Interactive shell (a pty) on the head or a node; returns its exit status."""

@@ -232,3 +232,46 @@ def test_upload_download(cloudtik_home: Path, tmp_path: Path) -> None:
     assert (tmp_path / "back" / "b.txt").read_text() == "beta\n"
     assert (tmp_path / "back" / "sub" / "a.txt").read_text() == "alpha"
     cluster.down()
+
+
+def test_cli_attach_opens_a_shell_in_a_pty(cloudtik_home: Path) -> None:
+    import pty
+    import select
+
+    Cluster(small("shell", workers=0)).up()
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    env = {**os.environ, "CLOUDTIK_HOME": str(cloudtik_home), "PATH": path, "TERM": "dumb"}
+    parent, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cloudtik_jupyter.cli", "attach", "shell"],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(child)
+    output = b""
+    try:
+        os.write(parent, b"echo kind=$CLOUDTIK_NODE_KIND tty=$(tty | cut -c1-8); exit 7\n")
+
+        def read_some() -> bool:
+            nonlocal output
+            ready, _, _ = select.select([parent], [], [], 0.05)
+            if ready:
+                try:
+                    output += os.read(parent, 4096)
+                except OSError:  # the pty closed: attach ended
+                    return True
+            return proc.poll() is not None
+
+        wait_for_sync(read_some, timeout=60, what="the attached shell to exit")
+        assert proc.wait(timeout=30) == 7
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(parent)
+    text = output.decode(errors="replace")
+    assert "kind=head" in text and "tty=/dev/pts" in text, text
+    Cluster("shell").down()
