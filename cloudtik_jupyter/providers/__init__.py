@@ -15,10 +15,14 @@ if TYPE_CHECKING:
 _NODE_PROVIDERS: dict[str, str] = {
     "virtual": "cloudtik_jupyter.providers.virtual.node_provider:VirtualNodeProvider",
     "aws": "cloudtik_jupyter.providers.aws.node_provider:AwsNodeProvider",
+    "gcp": "cloudtik_jupyter.providers.gcp.node_provider:GcpNodeProvider",
+    "azure": "cloudtik_jupyter.providers.azure.node_provider:AzureNodeProvider",
 }
 _WORKSPACE_PROVIDERS: dict[str, str] = {
     "virtual": "cloudtik_jupyter.providers.virtual.workspace:VirtualWorkspaceProvider",
     "aws": "cloudtik_jupyter.providers.aws.workspace:AwsWorkspaceProvider",
+    "gcp": "cloudtik_jupyter.providers.gcp.workspace:GcpWorkspaceProvider",
+    "azure": "cloudtik_jupyter.providers.azure.workspace:AzureWorkspaceProvider",
 }
 
 

@@ -11,13 +11,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from ...errors import ConfigError
 from .. import tags as T
 from ..base import NodeAddress, NodeId, NodeSpec
+from ..common.bootstrap import cloud_init
+from ..common.node_config import parse_node_config
 from .clients import AwsClients, aws_errors, error_code, is_client_error, make_clients
-from .lookup import LIVE_STATES, WorkspaceNetwork, live_instances, resolve_network
+from .lookup import LIVE_STATES, WorkspaceNetwork, live_instances, resolve_network, tag_filters
 from .naming import WorkspaceNames, tag_dict
 from .polling import poll
 
@@ -38,36 +39,7 @@ class AwsNodeConfig(BaseModel):
 
 
 def _node_config(spec: NodeSpec) -> AwsNodeConfig:
-    try:
-        return AwsNodeConfig.model_validate(dict(spec.node_config))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            f"available_node_types.{spec.node_type}.node_config.{where}", first["msg"]
-        ) from None
-
-
-def cloud_init(ssh_user: str, public_key: str) -> str:
-    """User data authorising the cluster's key for `ssh_user` (or the image's default user)."""
-    import yaml
-
-    if not public_key:
-        return ""
-    if ssh_user:
-        users: list[Any] = [
-            "default",
-            {
-                "name": ssh_user,
-                "sudo": "ALL=(ALL) NOPASSWD:ALL",
-                "shell": "/bin/bash",
-                "ssh_authorized_keys": [public_key],
-            },
-        ]
-        doc: dict[str, Any] = {"users": users}
-    else:
-        doc = {"ssh_authorized_keys": [public_key]}
-    return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, width=1 << 16)  # keys stay on one line
+    return parse_node_config(AwsNodeConfig, spec)
 
 
 class AwsNodeProvider:
@@ -221,18 +193,24 @@ class AwsNodeProvider:
     # -- terminating and tags -----------------------------------------------------------------------
 
     def terminate_nodes(self, ids: Sequence[NodeId]) -> None:
-        """Terminate those of `ids` still alive (so a repeated call is a no-op, not an error)."""
+        """Terminate those of `ids` still alive and of this cluster (a repeated call is a no-op)."""
         ec2 = self.clients.ec2
         with aws_errors(f"terminating nodes of cluster {self.cluster_name!r}"):
             for start in range(0, len(ids), 200):  # filter values per call are limited
                 chunk = list(ids[start : start + 200])
+                ours = {T.CLUSTER: self.cluster_name, T.WORKSPACE: self.workspace_name}
                 filters = [
                     {"Name": "instance-id", "Values": chunk},
                     {"Name": "instance-state-name", "Values": LIVE_STATES},
+                    *tag_filters(ours),  # never another cluster's instances
                 ]
                 pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
                 live = [
-                    i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]
+                    i["InstanceId"]
+                    for page in pages
+                    for r in page["Reservations"]
+                    for i in r["Instances"]
+                    if ours.items() <= tag_dict(i.get("Tags")).items()
                 ]
                 if live:
                     ec2.terminate_instances(InstanceIds=live)

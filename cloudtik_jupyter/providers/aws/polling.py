@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
-from ...errors import Timeout
+from ..common.polling import poll
 from .clients import error_code, is_client_error
 
+__all__ = ["poll", "retry_while"]
+
 T = TypeVar("T")
-
-
-def poll(condition: Callable[[], T | None], *, timeout: float, what: str, max_interval: float = 5.0) -> T:
-    """Call `condition` until it is truthy, backing off to `max_interval` (AWS rate-limits describes)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        result = condition()
-        if result:
-            return result
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise Timeout(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, max_interval)
 
 
 def retry_while(codes: Collection[str], call: Callable[[], T], *, timeout: float, what: str) -> T:

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...errors import ConfigError, ProviderError
+from ...errors import ConfigError
 from .. import tags as T
 from ..base import ResourceStatus
+from ..common.guard import refuse_busy_delete, refuse_data_delete
+from ..common.steps import StepHooks, Steps
 from . import gateways, identity, network, peering, storage
 from . import naming as N
 from .clients import AwsClients, aws_errors, make_clients
@@ -49,6 +51,7 @@ class AwsWorkspaceProvider:
         *,
         clients: AwsClients | None = None,
         progress: Callable[[str], None] | None = None,
+        hooks: StepHooks | None = None,
         timeout: float = 900.0,
     ) -> None:
         self.provider_config = provider_config
@@ -58,6 +61,7 @@ class AwsWorkspaceProvider:
         self.timeout = timeout  # per wait (a NAT gateway takes minutes on AWS, none on moto)
         self._clients = clients
         self._progress = progress or (lambda message: None)
+        self.hooks = hooks  # see common.steps: tests make a step fail once
         self._account: str | None = None
 
     @property
@@ -122,46 +126,62 @@ class AwsWorkspaceProvider:
     def create(self) -> None:
         """Create what is missing, converge what exists (also how `update` applies a changed config)."""
         net = self._networking()
-        ec2, names, say = self._ec2, self.names, self._progress
+        ec2, names, t = self._ec2, self.names, self.timeout
+        step = Steps(self._progress, self.hooks)
         with aws_errors(f"creating workspace {self.workspace_name!r}"):
             inputs = self._check_inputs(net)
-            say("VPC")
-            vpc = inputs.shared_vpc or network.ensure_vpc(ec2, names, net.vpc_cidr)
-            say("internet gateway")
-            igw = network.ensure_internet_gateway(ec2, names, vpc)
-            say("subnets")
-            subnets = network.ensure_subnets(ec2, names, vpc, inputs.zones)
+            vpc = inputs.shared_vpc or step("VPC", lambda: network.ensure_vpc(ec2, names, net.vpc_cidr))
+            igw = step("internet gateway", lambda: network.ensure_internet_gateway(ec2, names, vpc))
+            subnets = step("subnets", lambda: network.ensure_subnets(ec2, names, vpc, inputs.zones))
             public_subnet = subnets[N.PUBLIC_SUBNET].id
             private_subnets = [subnets[r].id for r in N.PRIVATE_SUBNETS]
-            say("public route table")
-            public_rt = network.ensure_route_table(ec2, names, vpc, N.PUBLIC_ROUTE_TABLE).id
-            network.ensure_route(ec2, public_rt, ANYWHERE, GatewayId=igw)
-            network.ensure_associations(ec2, public_rt, [public_subnet])
-            say("NAT gateway")
-            allocation = gateways.ensure_eip(ec2, names)
-            nat = gateways.ensure_nat(ec2, names, public_subnet, allocation, self.timeout)
-            say("private route table")
-            private_rt = network.ensure_route_table(ec2, names, vpc, N.PRIVATE_ROUTE_TABLE).id
-            network.ensure_route(ec2, private_rt, ANYWHERE, NatGatewayId=nat)
-            network.ensure_associations(ec2, private_rt, private_subnets)
-            say("S3 endpoint")
-            gateways.ensure_s3_endpoint(ec2, names, self.clients.region, vpc.id, [public_rt, private_rt])
-            say("security group")
+
+            def public_routes() -> str:
+                table = network.ensure_route_table(ec2, names, vpc, N.PUBLIC_ROUTE_TABLE).id
+                network.ensure_route(ec2, table, ANYWHERE, GatewayId=igw)
+                network.ensure_associations(ec2, table, [public_subnet])
+                return table
+
+            public_rt = step("public route table", public_routes)
+
+            def nat_gateway() -> str:
+                allocation = gateways.ensure_eip(ec2, names)
+                return gateways.ensure_nat(ec2, names, public_subnet, allocation, t)
+
+            nat = step("NAT gateway", nat_gateway)
+
+            def private_routes() -> str:
+                table = network.ensure_route_table(ec2, names, vpc, N.PRIVATE_ROUTE_TABLE).id
+                network.ensure_route(ec2, table, ANYWHERE, NatGatewayId=nat)
+                network.ensure_associations(ec2, table, private_subnets)
+                return table
+
+            private_rt = step("private route table", private_routes)
+            region = self.clients.region
+            step(
+                "S3 endpoint",
+                lambda: gateways.ensure_s3_endpoint(ec2, names, region, vpc.id, [public_rt, private_rt]),
+            )
             ssh_from = list(net.allowed_ssh_cidrs)
             if inputs.peer_vpc:
                 ssh_from.append(inputs.peer_vpc.cidr)  # the client lives in the peer VPC
             if inputs.shared_vpc:
                 ssh_from.append(inputs.shared_vpc.cidr)  # ...or in the shared VPC itself
-            ensure_security_group(ec2, names, vpc.id, net.mode, sorted(set(ssh_from)))
+            step(
+                "security group",
+                lambda: ensure_security_group(ec2, names, vpc.id, net.mode, sorted(set(ssh_from))),
+            )
             if inputs.peer_vpc:
-                say("VPC peering")
-                peering.ensure_peering(
-                    ec2, names, vpc, inputs.peer_vpc, [public_rt, private_rt], self.timeout
+                peer = inputs.peer_vpc
+                step(
+                    "VPC peering",
+                    lambda: peering.ensure_peering(ec2, names, vpc, peer, [public_rt, private_rt], t),
                 )
-            say("IAM roles and instance profiles")
-            self._create_identity()
-            say("bucket")
-            storage.ensure_bucket(self.clients.s3, names, self.bucket, self.clients.region, N.BUCKET)
+            step("IAM roles and instance profiles", self._create_identity)
+            step(
+                "bucket",
+                lambda: storage.ensure_bucket(self.clients.s3, names, self.bucket, region, N.BUCKET),
+            )
 
     def _create_identity(self) -> None:
         iam = self.clients.iam
@@ -181,54 +201,46 @@ class AwsWorkspaceProvider:
     def delete(self, force: bool = False) -> None:
         """Delete in reverse order. Refuses while instances run in the workspace or the bucket holds data,
         unless `force` (then instances are terminated and the bucket emptied first)."""
-        ec2, names, say, t = self._ec2, self.names, self._progress, self.timeout
+        ec2, names, t = self._ec2, self.names, self.timeout
+        step = Steps(self._progress, self.hooks)
         with aws_errors(f"deleting workspace {self.workspace_name!r}"):
             instances = [i["InstanceId"] for i in workspace_instances(ec2, self.workspace_name)]
             has_bucket = storage.bucket_exists(self.clients.s3, self.bucket)
             objects = storage.object_count(self.clients.s3, self.bucket) if has_bucket else 0
-            if not force and instances:
-                clusters = sorted(self.cluster_names())
-                raise ProviderError(
-                    f"workspace {self.workspace_name!r} has {len(instances)} instance(s) running "
-                    f"(clusters: {', '.join(clusters) or '?'}); take them down first, or delete with force"
-                )
-            if not force and objects:
-                raise ProviderError(
-                    f"bucket {self.bucket} of workspace {self.workspace_name!r} still holds objects; "
-                    f"empty it first, or delete with force"
-                )
+            refuse_busy_delete(self.workspace_name, len(instances), self.cluster_names(), force)
+            refuse_data_delete(self.workspace_name, f"bucket {self.bucket}", bool(objects), force)
             if instances:
-                say(f"terminating {len(instances)} instance(s)")
-                ec2.terminate_instances(InstanceIds=instances)
-                poll(
-                    lambda: not workspace_instances(ec2, self.workspace_name),
-                    timeout=t,
-                    what=f"instances of workspace {self.workspace_name!r} to terminate",
-                )
-            say("bucket")
-            storage.delete_bucket(self.clients.s3, self.bucket)
-            say("IAM roles and instance profiles")
-            for spec in self._roles():
-                identity.delete_identity(self.clients.iam, spec)
-            say("VPC peering")
-            peering.delete_peering(ec2, names, t)
-            say("security group")
-            delete_security_group(ec2, names, t)
-            say("S3 endpoint")
-            gateways.delete_s3_endpoint(ec2, names)
-            say("private route table")
-            network.delete_route_table(ec2, names, N.PRIVATE_ROUTE_TABLE)
-            say("NAT gateway")
-            gateways.delete_nat(ec2, names, t)  # must be gone before its address can be released
-            gateways.release_eip(ec2, names, t)
-            say("public route table")
-            network.delete_route_table(ec2, names, N.PUBLIC_ROUTE_TABLE)
-            say("subnets")
-            network.delete_subnets(ec2, names, t)
-            say("internet gateway")
-            network.delete_internet_gateways(ec2, names, t)
-            say("VPC")
-            network.delete_vpc(ec2, names, t)
+
+                def terminate() -> None:
+                    ec2.terminate_instances(InstanceIds=instances)
+                    poll(
+                        lambda: not workspace_instances(ec2, self.workspace_name),
+                        timeout=t,
+                        what=f"instances of workspace {self.workspace_name!r} to terminate",
+                    )
+
+                step("instances", terminate)
+            step("bucket", lambda: storage.delete_bucket(self.clients.s3, self.bucket))
+
+            def delete_identity() -> None:
+                for spec in self._roles():
+                    identity.delete_identity(self.clients.iam, spec)
+
+            step("IAM roles and instance profiles", delete_identity)
+            step("VPC peering", lambda: peering.delete_peering(ec2, names, t))
+            step("security group", lambda: delete_security_group(ec2, names, t))
+            step("S3 endpoint", lambda: gateways.delete_s3_endpoint(ec2, names))
+            step("private route table", lambda: network.delete_route_table(ec2, names, N.PRIVATE_ROUTE_TABLE))
+
+            def nat_gateway() -> None:
+                gateways.delete_nat(ec2, names, t)  # must be gone before its address can be released
+                gateways.release_eip(ec2, names, t)
+
+            step("NAT gateway", nat_gateway)
+            step("public route table", lambda: network.delete_route_table(ec2, names, N.PUBLIC_ROUTE_TABLE))
+            step("subnets", lambda: network.delete_subnets(ec2, names, t))
+            step("internet gateway", lambda: network.delete_internet_gateways(ec2, names, t))
+            step("VPC", lambda: network.delete_vpc(ec2, names, t))
 
     def cluster_names(self) -> set[str]:
         found = workspace_instances(self._ec2, self.workspace_name)

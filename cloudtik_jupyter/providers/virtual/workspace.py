@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ... import paths
 from ...errors import ConfigError, ProviderError
 from ..base import ResourceStatus
+from ..common.steps import StepHooks, Steps
 
 if TYPE_CHECKING:
     from ...config.schema import VirtualProviderConfig
@@ -46,11 +47,13 @@ class VirtualWorkspaceProvider:
         config: WorkspaceConfig | None = None,
         *,
         progress: Callable[[str], None] | None = None,
+        hooks: StepHooks | None = None,
     ) -> None:
         self.provider_config = provider_config
         self.workspace_name = workspace_name
         self.config = config
-        self._progress = progress or (lambda message: None)
+        self._progress = progress
+        self.hooks = hooks
 
     @property
     def dir(self) -> Path:
@@ -107,18 +110,34 @@ class VirtualWorkspaceProvider:
         raise ProviderError("every 127.x.0.0/16 block is taken by a virtual workspace")
 
     def create(self) -> None:
+        steps = Steps(self._progress, self.hooks)
         if self.state() is None:
-            self._progress("address block")
-            state = VirtualWorkspaceState(self.workspace_name, self._choose_block())
-            paths.write_private(self.state_file, json.dumps(asdict(state), indent=2))
+            steps("address block", self._write_state)
         if not self.key_file.exists() or not self.key_file.with_suffix(".pub").exists():
-            self._progress("SSH key pair")
-            private, public = _new_keypair(f"cloudtik-workspace-{self.workspace_name}")
-            paths.write_private(self.key_file, private)
-            paths.write_private(self.key_file.with_suffix(".pub"), public)
+            steps("SSH key pair", self._write_keys)
+
+    def _write_state(self) -> None:
+        state = VirtualWorkspaceState(self.workspace_name, self._choose_block())
+        paths.write_private(self.state_file, json.dumps(asdict(state), indent=2))
+
+    def _write_keys(self) -> None:
+        private, public = _new_keypair(f"cloudtik-workspace-{self.workspace_name}")
+        paths.write_private(self.key_file, private)
+        paths.write_private(self.key_file.with_suffix(".pub"), public)
 
     def delete(self, force: bool = False) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """In reverse order of `create`; each step skips what is already gone."""
+        steps = Steps(self._progress, self.hooks)
+        if self.key_file.exists() or self.key_file.with_suffix(".pub").exists():
+            steps("SSH key pair", self._remove_keys)
+        if self.state_file.exists():
+            steps("address block", lambda: self.state_file.unlink(missing_ok=True))
+        if self.dir.exists():
+            steps("state dir", lambda: shutil.rmtree(self.dir, ignore_errors=True))
+
+    def _remove_keys(self) -> None:
+        self.key_file.unlink(missing_ok=True)
+        self.key_file.with_suffix(".pub").unlink(missing_ok=True)
 
     def status(self) -> list[ResourceStatus]:
         state = self.state()

@@ -1,0 +1,129 @@
+"""The one edge to Azure: a factory for the management clients, and the mapping of Azure errors to ours.
+
+Tests point the same code at a local fake ARM endpoint by passing `endpoint_url`; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import ProviderError
+
+AUTHORIZATION_API = "2022-04-01"
+
+
+@dataclass(frozen=True)
+class AzureClients:
+    """The management clients a provider uses, made once. Typed `Any`: the SDKs are imported lazily."""
+
+    subscription_id: str
+    location: str
+    resource: Any
+    network: Any
+    compute: Any
+    msi: Any
+    authorization: Any
+    storage: Any
+
+
+class LocalEndpointCredential:
+    """A placeholder token for a plain-http endpoint (a local emulator or fake): a real token is never
+    sent in clear text, so none is fetched for one."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("local-endpoint", int(time.time()) + 3600)
+
+
+def _allow_http_policy() -> Any:
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class AllowHttp(SansIOHTTPPolicy):
+        """Bearer auth refuses plain http unless told the endpoint is meant to be so."""
+
+        def on_request(self, request: Any) -> None:
+            request.context["enforce_https"] = False
+
+    return AllowHttp()
+
+
+def default_credential(endpoint_url: str | None) -> Any:
+    if endpoint_url and endpoint_url.startswith("http://"):
+        return LocalEndpointCredential()
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+def make_clients(
+    subscription_id: str,
+    location: str,
+    *,
+    endpoint_url: str | None = None,
+    credential: Any = None,
+    client_kwargs: Mapping[str, Any] | None = None,
+) -> AzureClients:
+    """Management clients for `subscription_id`; `endpoint_url` replaces the ARM endpoint."""
+    from azure.mgmt.authorization import AuthorizationManagementClient
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.msi import ManagedServiceIdentityClient
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.mgmt.storage import StorageManagementClient
+
+    local = bool(endpoint_url and endpoint_url.startswith("http://"))
+    cred = credential if credential is not None else default_credential(endpoint_url)
+    kwargs: dict[str, Any] = {"polling_interval": 0 if local else 5}
+    if endpoint_url:
+        kwargs["base_url"] = endpoint_url.rstrip("/")
+    if local:
+        kwargs["per_call_policies"] = [_allow_http_policy()]
+    kwargs.update(client_kwargs or {})
+
+    def client(cls: Any, **extra: Any) -> Any:
+        return cls(cred, subscription_id, **kwargs, **extra)
+
+    return AzureClients(
+        subscription_id=subscription_id,
+        location=location,
+        resource=client(ResourceManagementClient),
+        network=client(NetworkManagementClient),
+        compute=client(ComputeManagementClient),
+        msi=client(ManagedServiceIdentityClient),
+        authorization=client(AuthorizationManagementClient, api_version=AUTHORIZATION_API),
+        storage=client(StorageManagementClient),
+    )
+
+
+def is_not_found(exc: BaseException) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    return isinstance(exc, ResourceNotFoundError)
+
+
+def error_code(exc: BaseException) -> str:
+    error = getattr(exc, "error", None)
+    return str(getattr(error, "code", "") or "")
+
+
+@contextmanager
+def azure_errors(what: str) -> Iterator[None]:
+    """Turn Azure failures into one `ProviderError` line that says what we were doing."""
+    from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
+
+    try:
+        yield
+    except ClientAuthenticationError as exc:  # before its base class, HttpResponseError
+        raise ProviderError(f"azure: {what}: no usable credentials ({exc.message})") from exc
+    except HttpResponseError as exc:
+        error = getattr(exc, "error", None)
+        code = getattr(error, "code", "") or exc.status_code
+        message = getattr(error, "message", "") or exc.message
+        raise ProviderError(f"azure: {what}: {code}: {message}") from exc
+    except AzureError as exc:
+        raise ProviderError(f"azure: {what}: {exc.message}") from exc

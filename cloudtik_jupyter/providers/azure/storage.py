@@ -1,0 +1,63 @@
+"""The workspace storage account: no public blob access, no shared keys (identities only), HTTPS and
+TLS 1.2 only; tagged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import naming as N
+from .clients import AzureClients, is_not_found
+from .naming import AzureNames
+
+
+def get_account(c: AzureClients, names: AzureNames) -> Any | None:
+    try:
+        return c.storage.storage_accounts.get_properties(names.resource_group, names.storage_account)
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def _private(account: Any) -> bool:
+    return (
+        account.allow_blob_public_access is False
+        and account.allow_shared_key_access is False
+        and account.enable_https_traffic_only is True
+        and account.minimum_tls_version == "TLS1_2"
+    )
+
+
+def ensure_account(c: AzureClients, names: AzureNames) -> None:
+    """Create if missing or re-apply the privacy settings if they drifted (a PUT converges them)."""
+    from azure.mgmt.storage.models import (
+        Sku,
+        StorageAccountCreateParameters,
+        StorageAccountPropertiesCreateParameters,
+    )
+
+    found = get_account(c, names)
+    if found is not None and _private(found) and names.owns(found.tags):
+        return
+    params = StorageAccountCreateParameters(
+        sku=Sku(name="Standard_LRS"),
+        kind="StorageV2",
+        location=c.location,
+        tags=names.tags(N.STORAGE_ACCOUNT),
+        properties=StorageAccountPropertiesCreateParameters(
+            allow_blob_public_access=False,
+            allow_shared_key_access=False,
+            enable_https_traffic_only=True,
+            minimum_tls_version="TLS1_2",
+        ),
+    )
+    c.storage.storage_accounts.begin_create(names.resource_group, names.storage_account, params).result()
+
+
+def container_names(c: AzureClients, names: AzureNames) -> list[str]:
+    return [str(x.name) for x in c.storage.blob_containers.list(names.resource_group, names.storage_account)]
+
+
+def delete_account(c: AzureClients, names: AzureNames) -> None:
+    if get_account(c, names) is not None:
+        c.storage.storage_accounts.delete(names.resource_group, names.storage_account)
