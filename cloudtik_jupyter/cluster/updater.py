@@ -1,4 +1,5 @@
-"""Bring one node up to date: wait for SSH, sync file mounts, run initialization/setup/start commands.
+"""Bring one node up to date: wait for SSH, run initialization commands on the node, prepare where its
+commands run (its container in container mode), sync file mounts, run setup/start commands there.
 
 The same code runs on the client (the head) and on the head's controller (workers). Progress is kept in
 provider tags, so an interrupted update is simply re-run.
@@ -7,16 +8,22 @@ provider tags, so an interrupted update is simply re-run.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import config_hash
 from ..config.schema import ClusterConfig
+from ..container.spec import launch_key
 from ..errors import CloudtikError, CommandFailed
 from ..providers import tags as T
 from ..providers.tags import NodeStatus
 from .context import ClusterContext, NodeRef
 from .progress import ProgressEvent, ProgressSink, ignore_progress
+
+if TYPE_CHECKING:
+    from ..container.runner import NodeRunner
 
 WAIT_FOR_SSH_SECONDS = 900.0
 NODE_STATE = "~/.cloudtik/node"  # paths.node_state_dir() as seen over SSH
@@ -59,8 +66,14 @@ def plan_for(config: ClusterConfig, kind: str) -> NodePlan:
             *config.start_commands,
             *(config.head_start_commands if head else config.worker_start_commands),
         ],
-        launch_hash=config_hash(config, kind),
+        launch_hash=launch_hash(config, kind),
     )
+
+
+def launch_hash(config: ClusterConfig, kind: str) -> str:
+    """`config_hash`, plus the container settings: switching modes or images re-runs setup."""
+    base, container = config_hash(config, kind), launch_key(config)
+    return hashlib.sha256(f"{base}\0{container}".encode()).hexdigest()[: len(base)] if container else base
 
 
 def needs_update(node: NodeRef, plan: NodePlan) -> bool:
@@ -85,6 +98,7 @@ async def _set_status(ctx: ClusterContext, node: NodeRef, status: NodeStatus, **
 
 
 async def _run_with_retries(
+    runner: NodeRunner,
     ctx: ClusterContext,
     node: NodeRef,
     head: NodeRef | None,
@@ -98,7 +112,7 @@ async def _run_with_retries(
     for command in commands:
         for attempt in range(1, tries + 1):
             try:
-                await ctx.runner.run(target, command, env=env, check=True)
+                await runner.run(target, command, env=env, check=True)
                 break
             except CommandFailed as exc:
                 if attempt == tries:
@@ -129,27 +143,37 @@ async def update_node(
     """
     plan = plan_for(ctx.config, node.kind)
     target = ctx.target(node, head)
+    runner = ctx.runner  # the node's commands run here: on the node, or in its container
     say = lambda phase, msg: progress(ProgressEvent(phase, msg, node.node_id, node.kind))  # noqa: E731
     try:
         await _set_status(ctx, node, NodeStatus.WAITING_FOR_SSH)
         say("ssh", f"waiting for SSH on {target.host}:{target.port}")
-        await ctx.runner.wait_for_ssh(target, timeout=wait_for_ssh)
+        await runner.wait_for_ssh(target, timeout=wait_for_ssh)
         await _set_status(ctx, node, NodeStatus.SETTING_UP)
         files = {"cluster.yaml": ctx.config_file, **(node_files or {})}
         await asyncio.gather(
-            *(ctx.runner.upload(target, local, f"{NODE_STATE}/{name}") for name, local in files.items())
+            *(runner.upload(target, local, f"{NODE_STATE}/{name}") for name, local in files.items())
         )
+        if plan.initialization:  # always on the node itself: they prepare it (e.g. install Docker)
+            say("initialization", f"running {len(plan.initialization)} initialization command(s)")
+            await _run_with_retries(
+                ctx.ssh, ctx, node, head, plan.initialization, INIT_TRIES, "initialization", progress
+            )
+        prepared = await runner.prepare(
+            target, node_env(ctx, node, head), kind=node.kind, node_type=node.node_type
+        )
+        if prepared:
+            say("container", prepared)
         for remote, local in plan.file_mounts.items():
             say("file-mounts", f"syncing {local} -> {remote}")
-            await ctx.runner.upload(target, Path(local), remote)
+            await runner.upload(target, Path(local), remote)
         for phase, commands, tries in (
-            ("initialization", plan.initialization, INIT_TRIES),
             ("setup", plan.setup, SETUP_TRIES),
             ("start", [*plan.start, NODE_START_COMMAND], START_TRIES),
         ):
             if commands:
                 say(phase, f"running {len(commands)} {phase} command(s)")
-                await _run_with_retries(ctx, node, head, commands, tries, phase, progress)
+                await _run_with_retries(runner, ctx, node, head, commands, tries, phase, progress)
         await _set_status(ctx, node, NodeStatus.UP_TO_DATE, **{T.LAUNCH_HASH: plan.launch_hash})
         say("up-to-date", "up-to-date")
     except asyncio.CancelledError:

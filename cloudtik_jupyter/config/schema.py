@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import difflib
 import getpass
+import re
+import shlex
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 
@@ -99,6 +101,87 @@ class HeadConfig(_Model):
         return self
 
 
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
+# `docker run` options the container mode sets itself, and why a user may not.
+_MANAGED_RUN_OPTIONS = {
+    "--privileged": "containers run unprivileged; add only the capabilities you need with --cap-add",
+    "--network": "containers use the node's network (host networking), so services keep its address",
+    "--net": "containers use the node's network (host networking), so services keep its address",
+    "--name": "the container's name is derived from the cluster and node",
+    "--rm": "containers are always removed when they stop",
+    "-d": "the container is attached to a keeper process on the node (it must not be detached)",
+    "--detach": "the container is attached to a keeper process on the node (it must not be detached)",
+    "--entrypoint": "the container's main process is managed by cloudtik",
+}
+
+
+def _check_run_option(option: str) -> str:
+    """One entry, split like a shell would (``--ulimit nofile=1024:1024``); managed flags are refused."""
+    try:
+        words = shlex.split(option)
+    except ValueError as exc:
+        raise ValueError(f"cannot split {option!r}: {exc}") from None
+    for word in words:
+        flag = word.split("=", 1)[0]
+        if flag in _MANAGED_RUN_OPTIONS:
+            raise ValueError(f"{flag} is not allowed: {_MANAGED_RUN_OPTIONS[flag]}")
+    return option
+
+
+def _check_image(image: str) -> str:
+    if not _IMAGE.match(image):
+        raise ValueError(f"not an image reference (name[:tag] or name@digest), got {image!r}")
+    return image
+
+
+def _check_mount(spec: str) -> str:
+    """``HOST:CONTAINER[:ro|rw]`` with absolute paths (the host path may start with ``~/``)."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"expected HOST:CONTAINER or HOST:CONTAINER:ro|rw, got {spec!r}")
+    host, container = parts[0], parts[1]
+    if not (host.startswith("/") or host.startswith("~/")):
+        raise ValueError(f"the host path must be absolute (or start with ~/), got {host!r}")
+    if not container.startswith("/"):
+        raise ValueError(f"the container path must be absolute, got {container!r}")
+    if len(parts) == 3 and parts[2] not in ("ro", "rw"):
+        raise ValueError(f"the mode must be ro or rw, got {parts[2]!r}")
+    return spec
+
+
+RunOption = Annotated[str, AfterValidator(_check_run_option)]
+
+
+class DockerConfig(_Model):
+    """Container mode (``docker:``): each node runs its commands and services in one container.
+
+    `initialization_commands` still run on the node itself (to prepare Docker: install, log in), before
+    the container starts; file mounts, setup and start commands, `exec`, `attach` and the node's services
+    run in the container.
+    """
+
+    enabled: bool = False
+    image: Annotated[str, AfterValidator(_check_image)] | None = None
+    # False: the image is built locally on each node (no registry); it must be there before `up`.
+    pull_before_run: bool = True
+    # Extra `docker run` options (each entry is split like a shell would), for every node / by kind.
+    run_options: list[RunOption] = Field(default_factory=list)
+    head_run_options: list[RunOption] = Field(default_factory=list)
+    worker_run_options: list[RunOption] = Field(default_factory=list)
+    # Bind mounts, ``HOST:CONTAINER[:ro|rw]``. The node's home directory is always shared (same path).
+    mounts: list[Annotated[str, AfterValidator(_check_mount)]] = Field(default_factory=list)
+    # Bind-mount the node's /usr, /etc and the Python environment cloudtik_jupyter runs from,
+    # read-only: for skeleton images (python -m cloudtik_jupyter.container.skeleton) on nodes that
+    # share the client's filesystem layout (the virtual provider).
+    host_environment: bool = False
+
+    @model_validator(mode="after")
+    def _image_when_enabled(self) -> DockerConfig:
+        if self.enabled and not self.image:
+            raise ValueError("image: required when docker.enabled is true")
+        return self
+
+
 class RuntimeConfig(BaseModel):
     """``types`` enables runtimes; each runtime validates its own section (``runtime.spark``)."""
 
@@ -133,6 +216,7 @@ class ClusterConfig(_Model):
     head_start_commands: list[str] = Field(default_factory=list)
     worker_start_commands: list[str] = Field(default_factory=list)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    docker: DockerConfig = Field(default_factory=DockerConfig)
     head: HeadConfig = Field(default_factory=HeadConfig)
     idle_timeout_minutes: float = Field(default=5.0, ge=0)
 
