@@ -40,7 +40,13 @@ async def wait_for(
 
 
 def wait_for_sync(
-    condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.02
+    condition: Callable[[], T | None],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.02,
+    max_interval: float = 0.5,
+    factor: float = 1.5,
 ) -> T:
     """Synchronous twin of `wait_for` for code (and tests) outside an event loop."""
     deadline = time.monotonic() + timeout
@@ -53,4 +59,4 @@ def wait_for_sync(
         if remaining <= 0:
             raise Timeout(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(min(delay, remaining))
-        delay = min(delay * 1.5, 0.5)
+        delay = min(delay * factor, max_interval)
