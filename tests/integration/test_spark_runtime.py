@@ -308,10 +308,15 @@ def test_submit_argv_runs_a_job_and_the_history_server_lists_it(spark: SparkClus
     assert out.read_text() == f"500500 {spark.master_url}"
 
     history = f"http://{spark.head.ip}:{spark.config.history_ui_port}/api/v1/applications"
+    # The history server may list the run from its in-progress log first; it then marks it completed.
     apps = wait_for_sync(
-        lambda: [a for a in http_json(history) if a["name"] == "submit-test"], timeout=60, what="history"
+        lambda: [
+            a for a in http_json(history) if a["name"] == "submit-test" and a["attempts"][0]["completed"]
+        ],
+        timeout=60,
+        what="the history server to list the completed run",
     )
-    assert apps[0]["attempts"][0]["completed"] is True
+    assert len(apps) == 1
 
 
 # -- failure and restart ----------------------------------------------------------------------------
