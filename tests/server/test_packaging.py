@@ -37,12 +37,15 @@ def test_wheel_installs_an_enabled_labextension_and_server_extension(tmp_path: P
     assert f"{data}/data/share/jupyter/labextensions/cloudtik-jupyter/package.json" in names
     assert f"{data}/data/etc/jupyter/jupyter_server_config.d/cloudtik_jupyter.json" in names
 
+    # What `pip install` does with the wheel's data files, without touching this environment (pip's
+    # --prefix would uninstall the package under test from it).
     prefix = tmp_path / "prefix"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--prefix", str(prefix), str(wheel)],
-        check=True,
-        timeout=300,
-    )
+    with zipfile.ZipFile(wheel) as archive:
+        for name in names:
+            if name.startswith(f"{data}/data/") and not name.endswith("/"):
+                target = prefix / name.removeprefix(f"{data}/data/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(name))
     env = {
         **os.environ,
         "JUPYTER_PATH": str(prefix / "share" / "jupyter"),
