@@ -6,6 +6,7 @@ initialization commands (which always run on the node itself, through the plain 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..config.schema import ClusterConfig
 from ..errors import CommandFailed
 from ..ssh.exec import OutputCallback
 from ..ssh.host_keys import HostKeyStore
-from ..ssh.runner import SshRunner, run_bounded, with_env
+from ..ssh.runner import SshRunner, with_env
 from ..ssh.target import CommandResult, SshTarget
 from . import scripts
 from .lifecycle import ensure_container
@@ -152,9 +153,17 @@ class ContainerRunner:
         check: bool = False,
         on_output: OutputCallback | None = None,
     ) -> list[CommandResult]:
-        return await run_bounded(
-            lambda t: self.run(t, command, env=env, check=check, on_output=on_output), targets, concurrency
-        )
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(target: SshTarget) -> CommandResult:
+            async with slots:
+                return await self.run(target, command, env=env, check=check, on_output=on_output)
+
+        outcomes = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
+        for outcome in outcomes:  # every run finished: raise the first error in target order
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [o for o in outcomes if isinstance(o, CommandResult)]
 
     async def upload(self, target: SshTarget, local: Path, remote: str) -> None:
         if scripts.in_home(remote):

@@ -44,26 +44,6 @@ def _route(target: SshTarget) -> tuple[object, ...]:
     return (target.host, target.port, target.user, _route(target.jump) if target.jump else None)
 
 
-async def run_bounded(
-    run: Callable[[SshTarget], Awaitable[CommandResult]], targets: Sequence[SshTarget], concurrency: int
-) -> list[CommandResult]:
-    """`run` on every target, at most `concurrency` at a time; results in target order. Every run
-    finishes before the first error (in target order) is raised."""
-    slots = asyncio.Semaphore(concurrency)
-
-    async def one(target: SshTarget) -> CommandResult:
-        async with slots:
-            return await run(target)
-
-    outcomes = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
-    results: list[CommandResult] = []
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
-        results.append(outcome)
-    return results
-
-
 def with_env(command: str, env: Mapping[str, str]) -> str:
     """Export `env` in the command itself: sshd's AcceptEnv drops most variables sent as SSH env requests.
 
@@ -248,9 +228,19 @@ class SshRunner:
 
         Every run finishes before the first error (in target order) is raised.
         """
-        return await run_bounded(
-            lambda t: self.run(t, command, env=env, check=check, on_output=on_output), targets, concurrency
-        )
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(target: SshTarget) -> CommandResult:
+            async with slots:
+                return await self.run(target, command, env=env, check=check, on_output=on_output)
+
+        outcomes = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
+        results: list[CommandResult] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            results.append(outcome)
+        return results
 
     # -- files and ports ------------------------------------------------------------------------
 
