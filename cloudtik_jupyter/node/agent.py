@@ -43,6 +43,7 @@ from ..errors import CloudtikError
 from ..paths import ensure_private_dir
 from ..state.records import NodeRecord, ProcessRecord, ProcessStatus
 from ..state.store import StateStore
+from .activity import ActivitySampler, BusyHook, runtime_busy_hooks
 from .config import AgentConfig, ServiceSpec, control_socket_path, load_agent_config
 from .control import OPS, AgentClient, ControlReply, ControlRequest, serve
 from .metrics import MetricsSampler
@@ -56,18 +57,31 @@ BACKOFF_START, BACKOFF_CAP = 0.1, 2.0
 
 
 class NodeAgent:
-    def __init__(self, config: AgentConfig, *, password: str | None = None) -> None:
+    def __init__(
+        self, config: AgentConfig, *, password: str | None = None, keeper_pid: int | None = None
+    ) -> None:
         self.config = config
+        self._keeper_pid = keeper_pid
         self._endpoints = config.endpoints()
         self._password = password or self._endpoints.read_password(config.redis_password_file)
         self._services: dict[str, Service] = {}
         self._sampler = MetricsSampler()
+        self._activity = ActivitySampler(self._busy_hooks())
         self._notices: deque[ServiceNotice] = deque(maxlen=500)  # kept through a Redis outage
         self._store: StateStore | None = None
         self._registered = False
         self._reachable: bool | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+
+    def _busy_hooks(self) -> list[BusyHook]:
+        c, node = self.config, self.config.runtime_node
+        if node is None:
+            return []
+        from ..runtimes.base import node_info
+
+        info = node_info("", c.node_id, c.kind, c.node_type, c.address, node)
+        return runtime_busy_hooks(node.cluster_config, info)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -80,7 +94,9 @@ class NodeAgent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         server = await serve(cfg.control_socket, self.handle)
-        self._store = StateStore.connect(self._endpoints, self._password, timeout=2.0)
+        self._store = StateStore.connect(
+            self._endpoints, self._password, timeout=2.0, source_address=cfg.source_address
+        )
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name="heartbeats")
         try:
             starting = asyncio.create_task(self._start_all(cfg.services), name="start-services")
@@ -198,7 +214,11 @@ class NodeAgent:
         if not self._registered:
             await self._store.register_node(self._node_record())
             self._registered = registered_now = True
-        unknown = await self._store.heartbeat(self.config.node_id, self.records(), self._sampler.node())
+        # The agent's tree holds its services; its keeper is its parent.
+        ours = (os.getpid(), self._keeper_pid) if self._keeper_pid else (os.getpid(),)
+        activity = await self._activity.activity(ours)
+        records, metrics = self.records(), self._sampler.node()
+        unknown = await self._store.heartbeat(self.config.node_id, records, metrics, activity=activity)
         if unknown and not registered_now:  # its shard restarted empty
             await self._store.register_node(self._node_record())
         while self._notices:

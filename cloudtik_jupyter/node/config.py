@@ -61,6 +61,15 @@ class RedisConfig(_Model):
         )
 
 
+class RuntimeNode(_Model):
+    """What the runtimes' `busy(config, node)` hooks need (the rest of `NodeInfo` is in `AgentConfig`)."""
+
+    cluster_config: Path
+    head_ip: str
+    runtime_dir: Path
+    resources: dict[str, float] = Field(default_factory=dict)
+
+
 class AgentConfig(_Model):
     node_id: str = Field(min_length=1)
     node_type: str = ""
@@ -72,6 +81,11 @@ class AgentConfig(_Model):
     redis_endpoints_file: Path | None = None
     redis: RedisConfig | None = None
     redis_password_file: Path | None = None
+    # Connect to the store from this address (the node's own, as on a real network); None: any.
+    source_address: str | None = None
+    # A digest of the store's credentials: when a new head hands out new ones, the agent is restarted.
+    credentials: str = ""
+    runtime_node: RuntimeNode | None = None  # None: no runtime is asked whether the node is busy
     heartbeat_interval: float = Field(default=1.0, gt=0)
     services: list[ServiceSpec] = Field(default_factory=list)
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +29,9 @@ from ..daemon import redirect_stdio
 from ..errors import CloudtikError, Timeout
 from ..providers import tags as T
 from ..waiting import wait_for
-from .agent import NodeAgent
-from .config import AgentConfig, RedisConfig, ServiceSpec, control_socket_path
-from .control import AgentClient
+from .config import AgentConfig, RedisConfig, RuntimeNode, ServiceSpec, control_socket_path
+from .control import AgentClient, ControlRequest
+from .keeper import keep, keeper_pid
 from .processes import read_pid_file
 
 CONFIG_FILE = "cluster.yaml"
@@ -86,22 +88,33 @@ def head_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> tup
     return [*plan.service_specs(), controller], plan.endpoints_file
 
 
-def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> list[ServiceSpec]:
-    from ..runtimes import enabled_runtimes
-    from ..runtimes.base import NodeInfo
-
+def runtime_node(config: ClusterConfig, node: NodeIdentity, state: Path) -> RuntimeNode:
     resources = config.available_node_types[node.node_type].resources if node.node_type else {}
-    info = NodeInfo(
-        cluster_name=node.cluster,
-        node_id=node.node_id,
-        kind=node.kind,
-        node_type=node.node_type,
-        ip=node.ip,
+    return RuntimeNode(
+        cluster_config=state / CONFIG_FILE,
         head_ip=node.head_ip,
         runtime_dir=state / RUNTIME_DIR,
-        resources=resources,
+        resources=dict(resources),
+    )
+
+
+def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> list[ServiceSpec]:
+    from ..runtimes import enabled_runtimes
+    from ..runtimes.base import node_info
+
+    info = node_info(
+        node.cluster, node.node_id, node.kind, node.node_type, node.ip, runtime_node(config, node, state)
     )
     return [s for runtime, cfg in enabled_runtimes(config) for s in runtime.services(cfg, info)]
+
+
+def credentials_digest(endpoints_file: Path, password_file: Path) -> str:
+    """Changes when a new head hands out a new store (address or password): the agent must restart."""
+    digest = hashlib.sha256()
+    for path in (endpoints_file, password_file):
+        with contextlib.suppress(OSError):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> AgentConfig:
@@ -115,6 +128,9 @@ def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> Agen
         endpoints = json.loads((state / REDIS_DIR / "endpoints.json").read_text())
         redis["redis"] = RedisConfig.model_validate({k: endpoints[k] for k in ("primary", "shards")})
         redis["redis_password_file"] = state / REDIS_DIR / "password"
+    redis["credentials"] = credentials_digest(
+        state / REDIS_DIR / "endpoints.json", state / REDIS_DIR / "password"
+    )
     services += runtime_services(config, node, state)
     return AgentConfig.model_validate(
         {
@@ -123,6 +139,8 @@ def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> Agen
             "kind": node.kind,
             "address": node.ip,
             "seq_id": node.seq,
+            "source_address": node.ip,
+            "runtime_node": runtime_node(config, node, state) if config.runtime.types else None,
             "run_dir": state / AGENT_DIR,
             "heartbeat_interval": config.head.heartbeat_interval,
             "services": services,
@@ -137,20 +155,38 @@ def agent_pid(run_dir: Path) -> int | None:
     if pid is None or pid == os.getpid():
         return None
     with contextlib.suppress(psutil.Error):
-        if "cloudtik_jupyter.node." in " ".join(psutil.Process(pid).cmdline()):
+        proc = psutil.Process(pid)
+        if proc.status() != psutil.STATUS_ZOMBIE and "cloudtik_jupyter.node." in " ".join(proc.cmdline()):
             return pid
     return None
 
 
-async def stop_agent(run_dir: Path, pid: int) -> None:
-    with contextlib.suppress(OSError, CloudtikError):
-        await AgentClient.unix(control_socket_path(run_dir), timeout=10).shutdown()
-    await wait_for(lambda: not psutil.pid_exists(pid), timeout=30, what=f"node agent {pid} to stop")
+async def stop_agent(run_dir: Path) -> None:
+    """Stop the node's agent (its services with it) and its keeper."""
+    agent, keeper = agent_pid(run_dir), keeper_pid(run_dir)
+    if agent is not None:
+        with contextlib.suppress(OSError, CloudtikError):
+            await AgentClient.unix(control_socket_path(run_dir), timeout=10).shutdown()
+    if keeper is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(keeper, signal.SIGTERM)  # it forwards the stop to an agent that did not answer
+    pids = [p for p in (agent, keeper) if p is not None]
+    await wait_for(
+        lambda: not any(psutil.pid_exists(p) and _running(p) for p in pids),
+        timeout=30,
+        what=f"node agent {agent} and keeper {keeper} to stop",
+    )
 
 
-def fork_agent(config: AgentConfig) -> None:
-    """Become the node agent in a detached child: everything is imported already, so this saves
-    starting (and importing into) a second interpreter on every node."""
+def _running(pid: int) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    return False
+
+
+def fork_keeper(config: AgentConfig) -> None:
+    """Start the node agent under its keeper (node/keeper.py), detached: everything is imported already,
+    so this saves starting (and importing into) a second interpreter on every node."""
     paths.ensure_private_dir(config.run_dir)
     if os.fork() != 0:
         return
@@ -158,12 +194,10 @@ def fork_agent(config: AgentConfig) -> None:
         os.setsid()  # outlives this command and its SSH session
         redirect_stdio(config.run_dir / "agent.log")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        asyncio.run(NodeAgent(config).run())
-        code = 0
+        keep(config)
     except BaseException:  # the child must never return into the caller's code
-        logging.getLogger("cloudtik.agent").exception("node agent failed")
-        code = 1
-    os._exit(code)
+        logging.getLogger("cloudtik.keeper").exception("agent keeper failed")
+    os._exit(1)
 
 
 async def agent_ready(run_dir: Path, expected: list[str]) -> bool:
@@ -173,6 +207,16 @@ async def agent_ready(run_dir: Path, expected: list[str]) -> bool:
         return False
     running = {s.name for s in services if s.status.value == "running"}
     return set(expected) <= running
+
+
+async def restart_stopped(config: AgentConfig) -> None:
+    """Ask a running agent to start the services that are not running (those that gave up restarting)."""
+    client = AgentClient.unix(control_socket_path(config.run_dir), timeout=10)
+    with contextlib.suppress(OSError, CloudtikError):
+        services = await client.status()
+        for s in services:
+            if s.status.value in ("failed", "stopped"):
+                await client.request(ControlRequest("start", s.name))
 
 
 async def wait_until_ready(config: AgentConfig) -> None:
@@ -191,20 +235,26 @@ async def wait_until_ready(config: AgentConfig) -> None:
 
 
 def start(state: Path) -> None:
-    """Start the node's agent unless one runs with the same services. No event loop runs in this
-    process while it forks (asyncio.run is used only before and after)."""
+    """Start the node's agent (under its keeper) unless one runs with the same services; then make sure
+    every service runs. No event loop runs in this process while it forks (asyncio.run is used only
+    before and after)."""
     config = load_config(state / CONFIG_FILE, check_files=False)
     node = NodeIdentity.from_env()
     wanted = agent_config(config, node, state)
     config_path = state / AGENT_CONFIG_FILE
     text = wanted.model_dump_json(indent=2, exclude_defaults=True)
-    pid = agent_pid(wanted.run_dir)
-    if pid is not None:
-        if config_path.exists() and config_path.read_text() == text:
-            return  # same services, agent running: nothing to do
-        asyncio.run(stop_agent(wanted.run_dir, pid))
+    same = config_path.exists() and config_path.read_text() == text
+    agent, keeper = agent_pid(wanted.run_dir), keeper_pid(wanted.run_dir)
+    if same and keeper is not None:
+        # Supervised, same services: repair what stopped (an agent the keeper is restarting comes back).
+        if agent is not None:
+            asyncio.run(restart_stopped(wanted))
+        asyncio.run(wait_until_ready(wanted))
+        return
+    if agent is not None or keeper is not None:
+        asyncio.run(stop_agent(wanted.run_dir))  # changed, or running unsupervised
     paths.write_private(config_path, text)
-    fork_agent(wanted)
+    fork_keeper(wanted)
     asyncio.run(wait_until_ready(wanted))
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from ..cluster.status import ServiceLink
-from ..node.config import ServiceSpec
+from ..node.config import RuntimeNode, ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,21 @@ class NodeInfo:
     head_ip: str
     runtime_dir: Path  # the runtime's own directory on this node (work dirs, logs, event logs)
     resources: Mapping[str, float] = field(default_factory=dict)  # e.g. {"CPU": 2, "memory": 4 * 2**30}
+
+
+def node_info(
+    cluster_name: str, node_id: str, kind: str, node_type: str, ip: str, node: RuntimeNode
+) -> NodeInfo:
+    return NodeInfo(
+        cluster_name=cluster_name,
+        node_id=node_id,
+        kind=kind,
+        node_type=node_type,
+        ip=ip,
+        head_ip=node.head_ip,
+        runtime_dir=node.runtime_dir,
+        resources=dict(node.resources),
+    )
 
 
 @runtime_checkable
@@ -54,3 +69,7 @@ class Runtime(Protocol):
         *,
         runtime_dir: Path | None = None,
     ) -> list[str]: ...  # the command that submits `job` from the head
+
+    # Optional: ``busy(config, node) -> bool | None``, called by the node's agent (in a thread, a 2 s
+    # deadline) to say whether the runtime runs work on this node; None when it cannot say. A busy node is
+    # never released as idle. Not part of the Protocol so runtimes without it still satisfy it.
