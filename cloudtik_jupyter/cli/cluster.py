@@ -67,10 +67,16 @@ def down(cluster: str, yes: bool) -> None:
 @click.command()
 @CLUSTER
 def status(cluster: str) -> None:
-    """Nodes of CLUSTER and their state."""
+    """Nodes of CLUSTER and their state; exits 1 when something needs repair (e.g. a half-dead head)."""
     from .render import status_table
 
-    _console().print(status_table(_cluster(cluster).status()))
+    current = _cluster(cluster).status()
+    console = _console()
+    console.print(status_table(current))
+    for problem in current.problems:
+        console.print(f"[red]error: {problem}[/]", soft_wrap=True)
+    if current.problems:
+        sys.exit(1)
 
 
 @click.command()

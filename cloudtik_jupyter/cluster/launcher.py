@@ -8,21 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import paths
 from ..errors import ConfigError
+from ..head.identity import IDENTITY_FILE, HeadIdentity
 from ..providers import tags as T
 from ..providers.base import NodeSpec
 from ..providers.tags import NodeStatus
 from ..waiting import wait_for
 from .context import ClusterContext, NodeRef
+from .health import head_problem
 from .live import fetch_store_credentials
 from .progress import ProgressEvent, ProgressSink, ignore_progress
 from .updater import needs_update, plan_for, update_node
 
+if TYPE_CHECKING:
+    from ..state.store import StateStore
+
 HEAD_SEQ = 1
 WAIT_FOR_WORKERS_SECONDS = 900.0
+HEAD_REPAIR_TIMEOUT = 60.0
 CLIENT_KEY_FILE = "client_key.pub"
+HEAD_KEY_FILE = "head_key"  # the head's key for the workers (node/start.py reads it on the head)
 
 
 def node_spec(ctx: ClusterContext, node_type: str) -> NodeSpec:
@@ -46,12 +56,28 @@ def launch_tags(ctx: ClusterContext, node_type: str, kind: str, seq: int) -> dic
     )
 
 
-async def launch_node(ctx: ClusterContext, node_type: str, kind: str, seq: int) -> str:
+async def launch_node(
+    ctx: ClusterContext, node_type: str, kind: str, seq: int, extra: Mapping[str, str] | None = None
+) -> str:
     spec = node_spec(ctx, node_type)
-    (node_id,) = await asyncio.to_thread(
-        ctx.provider.create_nodes, spec, launch_tags(ctx, node_type, kind, seq), 1
-    )
+    tags = {**launch_tags(ctx, node_type, kind, seq), **(extra or {})}
+    (node_id,) = await asyncio.to_thread(ctx.provider.create_nodes, spec, tags, 1)
     return node_id
+
+
+def head_node_files(ctx: ClusterContext) -> dict[str, Path]:
+    """Files the head's setup copies beside its config: the user's public key (accepted by workers), the
+    head's own key for the workers (kept here, so a new head after a crash is still accepted by them),
+    and what the client remembers of the head's identity (seq high-water mark, desired counts)."""
+    from ..ssh.keys import ensure_keypair
+
+    client_key = ctx.dir / CLIENT_KEY_FILE
+    paths.write_private(client_key, ctx.public_key() + "\n")
+    ensure_keypair(ctx.dir / HEAD_KEY_FILE)
+    files = {CLIENT_KEY_FILE: client_key, HEAD_KEY_FILE: ctx.dir / HEAD_KEY_FILE}
+    if (ctx.dir / IDENTITY_FILE).exists():
+        files[IDENTITY_FILE] = ctx.dir / IDENTITY_FILE
+    return files
 
 
 async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progress) -> NodeRef:
@@ -64,18 +90,43 @@ async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progr
         head = await ctx.head()
         assert head is not None, "provider lost the head it just created"
     if needs_update(head, plan_for(ctx.config, T.KIND_HEAD)):
-        client_key = ctx.dir / CLIENT_KEY_FILE
-        paths.write_private(client_key, ctx.public_key() + "\n")
-        await update_node(ctx, head, None, progress=progress, node_files={CLIENT_KEY_FILE: client_key})
+        await update_node(ctx, head, None, progress=progress, node_files=head_node_files(ctx))
         head = await ctx.head()
         assert head is not None
         await fetch_store_credentials(ctx, head)
         store = await ctx.store(head)
         await store.request_reconcile("cluster config updated")  # the controller picks it up now
+        await remember_identity(ctx, store)
+        return head
+    await fetch_store_credentials(ctx, head)
+    problem = await head_problem(ctx, head)
+    if problem is not None:
+        progress(ProgressEvent("repair", f"{problem}; repairing the head", head.node_id, head.kind))
+        await repair_head(ctx, head, progress)
         return head
     progress(ProgressEvent("up-to-date", "already up-to-date", head.node_id, head.kind))
-    await fetch_store_credentials(ctx, head)
+    await remember_identity(ctx, await ctx.store(head))
     return head
+
+
+async def repair_head(ctx: ClusterContext, head: NodeRef, progress: ProgressSink) -> None:
+    """Restart the head's agent and services (its setup is current), then check it again."""
+    await update_node(ctx, head, None, progress=progress, node_files=head_node_files(ctx), start_only=True)
+    await fetch_store_credentials(ctx, head)
+
+    async def healthy() -> bool:
+        return await head_problem(ctx, head) is None
+
+    await wait_for(healthy, timeout=HEAD_REPAIR_TIMEOUT, what="the repaired head to report", max_interval=0.1)
+    await remember_identity(ctx, await ctx.store(head))
+
+
+async def remember_identity(ctx: ClusterContext, store: StateStore) -> None:
+    """Keep what a new head would need after a crash of this one (head/identity.py) in the local record."""
+    wanted = await store.desired_state()
+    known = HeadIdentity(await store.seq_counter(), wanted.counts, wanted.version)
+    if HeadIdentity.load(ctx.dir / IDENTITY_FILE) != known:
+        known.save(ctx.dir / IDENTITY_FILE)
 
 
 async def wait_for_workers(
@@ -199,6 +250,7 @@ async def scale(
         raise ConfigError("", f"cluster {ctx.name!r} is not up")
     store = await ctx.store(head)
     await store.set_desired(desired)
+    await remember_identity(ctx, store)
     progress(ProgressEvent("scale", ", ".join(f"{t}: {n} workers requested" for t, n in desired.items())))
     if wait:
         await wait_for_workers(ctx, desired, progress=progress, timeout=timeout)

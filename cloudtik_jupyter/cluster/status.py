@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..errors import CloudtikError
 from ..providers import tags as T
 from .context import ClusterContext, NodeRef
+from .health import head_problem
 
 if TYPE_CHECKING:
     from ..state.records import NodeMetrics
@@ -54,6 +55,8 @@ class ClusterStatus:
     workers_desired: int = 0
     links: list[ServiceLink] = field(default_factory=list)
     events: list[ClusterEvent] = field(default_factory=list)
+    # What is wrong that the user should act on (a half-dead head: run `up` to repair it); empty when fine.
+    problems: list[str] = field(default_factory=list)
 
     @property
     def head(self) -> NodeRow | None:
@@ -108,6 +111,7 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
     beats: dict[str, float] = {}
     metrics: dict[str, NodeMetrics] = {}
     recent: list[ClusterEvent] = []
+    problems: list[str] = []
     head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
     from redis.exceptions import RedisError
 
@@ -119,7 +123,10 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
             desired.update({t: n for t, n in (await store.desired()).items() if t in desired})
             recent = [ClusterEvent(e.time, e.kind, e.message, e.node_id) for e in await store.events(events)]
         except (CloudtikError, OSError, RedisError):
-            pass  # the head's store is unreachable: show what the provider knows
+            pass  # the head's store is unreachable: show what the provider knows (head_problem says so)
+        problem = await head_problem(ctx, head, beats.get(head.node_id))
+        if problem is not None:
+            problems.append(f"{problem}; run `cloudtik up` to repair it")
     return ClusterStatus(
         name=ctx.name,
         provider=ctx.config.provider.type,
@@ -129,6 +136,7 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
         workers_desired=sum(desired.values()),
         links=await service_links(ctx, head),
         events=recent,
+        problems=problems,
     )
 
 

@@ -78,6 +78,7 @@ class StatusOut(_Response):
     memory_total: int | None
     links: list[LinkOut]
     events: list[EventOut]
+    problems: list[str] = []  # e.g. a half-dead head (`up` repairs it)
 
 
 class ClusterCard(_Response):
@@ -162,6 +163,7 @@ def status_out(status: ClusterStatus, base_url: str) -> StatusOut:
         memory_total=sum(total) if total else None,
         links=[link_out(link, status.name, head_ip, base_url) for link in status.links],
         events=[EventOut(at=e.at, kind=e.kind, message=e.message, node_id=e.node_id) for e in status.events],
+        problems=list(status.problems),
     )
 
 
@@ -176,7 +178,7 @@ def phase_of(status: ClusterStatus | None, operation: Operation | None, error: s
     if head is None:
         return "failed" if error else "stopped"
     if head.status == T.NodeStatus.UP_TO_DATE.value:
-        return "running"
+        return "failed" if status.problems else "running"
     if head.status == T.NodeStatus.UPDATE_FAILED.value:
         return "failed"
     return "starting"
