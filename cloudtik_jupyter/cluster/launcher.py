@@ -10,23 +10,20 @@ import asyncio
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import paths
 from ..errors import ConfigError
-from ..head.identity import IDENTITY_FILE, HeadIdentity
+from ..head.identity import IDENTITY_FILE
 from ..providers import tags as T
 from ..providers.base import NodeSpec
 from ..providers.tags import NodeStatus
 from ..waiting import wait_for
 from .context import ClusterContext, NodeRef
 from .health import head_problem
+from .identity_record import remember_identity
 from .live import fetch_store_credentials
 from .progress import ProgressEvent, ProgressSink, ignore_progress
 from .updater import needs_update, plan_for, update_node
-
-if TYPE_CHECKING:
-    from ..state.store import StateStore
 
 HEAD_SEQ = 1
 WAIT_FOR_WORKERS_SECONDS = 900.0
@@ -121,14 +118,6 @@ async def repair_head(ctx: ClusterContext, head: NodeRef, progress: ProgressSink
     await remember_identity(ctx, await ctx.store(head))
 
 
-async def remember_identity(ctx: ClusterContext, store: StateStore) -> None:
-    """Keep what a new head would need after a crash of this one (head/identity.py) in the local record."""
-    wanted = await store.desired_state()
-    known = HeadIdentity(await store.seq_counter(), wanted.counts, wanted.version)
-    if HeadIdentity.load(ctx.dir / IDENTITY_FILE) != known:
-        known.save(ctx.dir / IDENTITY_FILE)
-
-
 async def wait_for_workers(
     ctx: ClusterContext,
     desired: dict[str, int] | None = None,
@@ -175,10 +164,11 @@ async def up(
     """Create or update the head (its controller then launches the workers); optionally wait for them."""
     ctx.save_record()
     ctx.public_key()  # generate the cluster key before anything is launched with it
-    await ensure_head(ctx, progress)
+    head = await ensure_head(ctx, progress)
     if with_workers:
         store_desired = await current_desired(ctx)
         await wait_for_workers(ctx, store_desired, progress=progress)
+        await remember_identity(ctx, await ctx.store(head))
 
 
 async def current_desired(ctx: ClusterContext) -> dict[str, int]:
@@ -254,3 +244,4 @@ async def scale(
     progress(ProgressEvent("scale", ", ".join(f"{t}: {n} workers requested" for t, n in desired.items())))
     if wait:
         await wait_for_workers(ctx, desired, progress=progress, timeout=timeout)
+        await remember_identity(ctx, store)

@@ -10,6 +10,7 @@ from ..errors import CloudtikError
 from ..providers import tags as T
 from .context import ClusterContext, NodeRef
 from .health import head_problem
+from .identity_record import remember_identity
 
 if TYPE_CHECKING:
     from ..state.records import NodeMetrics
@@ -120,8 +121,10 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
             store = await ctx.store(head)
             beats = await store.heartbeat_times()
             metrics = await store.all_metrics()
-            desired.update({t: n for t, n in (await store.desired()).items() if t in desired})
+            wanted = await store.desired_state()
+            desired.update({t: n for t, n in wanted.counts.items() if t in desired})
             recent = [ClusterEvent(e.time, e.kind, e.message, e.node_id) for e in await store.events(events)]
+            await remember_identity(ctx, store, wanted)
         except (CloudtikError, OSError, RedisError):
             pass  # the head's store is unreachable: show what the provider knows (head_problem says so)
         problem = await head_problem(ctx, head, beats.get(head.node_id))

@@ -33,7 +33,7 @@ from ..providers import tags as T
 from ..state.endpoints import RedisEndpoints
 from ..state.records import ChangeKind, NodeRecord
 from ..state.store import StateStore
-from .identity import IDENTITY_FILE, desired_tag, restore_identity, tag_identity
+from .identity import IDENTITY_FILE, desired_tag, reservation, restore_identity, tag_identity, write_tags
 from .observe import Observations
 from .policy import Decision, TypeLimits, WorkerView, decide, healthy
 
@@ -284,8 +284,10 @@ class Controller:
     async def _launch(self, counts: dict[str, int], head: NodeRef | None) -> None:
         if head is None or not counts:
             return
-        floor = max((n.seq for n in await self.ctx.nodes()), default=1)
-        await self.store.ensure_seq_at_least(floor)
+        nodes = await self.ctx.nodes()
+        counter = await self.store.ensure_seq_at_least(max((n.seq for n in nodes), default=1))
+        workers = [(n.node_id, n.node_type, n.tags) for n in nodes if n.kind == T.KIND_WORKER]
+        await write_tags(self.ctx.provider, reservation(workers, counter + sum(counts.values())))
         wanted = await self.store.desired_state()
 
         async def one(node_type: str) -> None:

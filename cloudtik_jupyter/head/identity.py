@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..state.store import StateStore
 
 IDENTITY_FILE = "identity.json"
+RESERVE_ON = 3  # workers that carry the high-water mark before new seq ids are handed out
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,36 @@ async def restore_identity(store: StateStore, record: Path, workers: list[NodeRe
     return f"carrying on from the previous head: seq ids continue after {counter}; desired counts {counts}"
 
 
+def tag_writes(
+    workers: Sequence[tuple[str, str, Mapping[str, str]]],
+    counts: Mapping[str, int],
+    version: int,
+    counter: int,
+    tagged_version: int,
+) -> list[tuple[str, dict[str, str]]]:
+    """Which worker tags to write (node id, tags) so that live workers carry the high-water mark and each
+    type's desired count. `workers`: (node id, node type, current tags), oldest first."""
+    writes: list[tuple[str, dict[str, str]]] = []
+    if version != tagged_version:  # a request or a release: every worker of the type learns it
+        for node_id, node_type, current in workers:
+            tags = {T.SEQ_HWM: str(counter)}
+            if node_type in counts:
+                tags[T.DESIRED] = desired_tag(counts[node_type], version)
+            if any(current.get(k) != v for k, v in tags.items()):
+                writes.append((node_id, tags))
+    elif workers and max(_int_tag(t, T.SEQ_HWM) for _, _, t in workers) < counter:
+        writes.append((workers[0][0], {T.SEQ_HWM: str(counter)}))  # its holder is gone
+    return writes
+
+
+def reservation(
+    workers: Sequence[tuple[str, str, Mapping[str, str]]], hwm: int
+) -> list[tuple[str, dict[str, str]]]:
+    """Before handing out seq ids up to `hwm`: mark it on a few of the oldest workers, so a head crash
+    right after the launch (the new nodes dead too) still cannot hand those ids out again."""
+    return [(node_id, {T.SEQ_HWM: str(hwm)}) for node_id, _, _ in workers[:RESERVE_ON]]
+
+
 async def tag_identity(
     store: StateStore, provider: NodeProvider, workers: list[NodeRef], tagged_version: int
 ) -> int:
@@ -130,17 +161,12 @@ async def tag_identity(
         return tagged_version
     wanted = await store.desired_state()
     counter = await store.seq_counter()
-    writes: list[tuple[str, dict[str, str]]] = []
-    if wanted.version != tagged_version:
-        for w in workers:
-            tags = {T.SEQ_HWM: str(counter)}
-            if w.node_type in wanted.counts:
-                tags[T.DESIRED] = desired_tag(wanted.counts[w.node_type], wanted.version)
-            if any(w.tags.get(k) != v for k, v in tags.items()):
-                writes.append((w.node_id, tags))
-    elif max(_int_tag(w.tags, T.SEQ_HWM) for w in workers) < counter:
-        writes.append((workers[0].node_id, {T.SEQ_HWM: str(counter)}))  # its holder was terminated
+    listed = [(w.node_id, w.node_type, w.tags) for w in workers]
+    await write_tags(provider, tag_writes(listed, wanted.counts, wanted.version, counter, tagged_version))
+    return wanted.version
 
+
+async def write_tags(provider: NodeProvider, writes: list[tuple[str, dict[str, str]]]) -> None:
     def write() -> None:
         for node_id, tags in writes:
             with contextlib.suppress(CloudtikError):  # terminated meanwhile
@@ -148,4 +174,3 @@ async def tag_identity(
 
     if writes:
         await asyncio.to_thread(write)
-    return wanted.version
