@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import ConfigError
-from ..head.identity import IDENTITY_FILE
+from ..head.identity import IDENTITY_FILE, HeadIdentity, recovered_identity
 from ..providers import tags as T
 from ..providers.base import NodeSpec
 from ..providers.tags import NodeStatus
@@ -172,12 +172,19 @@ async def up(
 
 
 async def current_desired(ctx: ClusterContext) -> dict[str, int]:
-    """Desired worker counts: the config's minimums, raised by scale requests recorded on the head."""
+    """Desired worker counts: the config's minimums, raised by scale requests recorded on the head. A new
+    head whose controller has not restored its predecessor's requests yet: what it will restore."""
     want = {t: nt.min_workers for t, nt in ctx.config.worker_types().items()}
-    head = await ctx.head()
+    nodes = await ctx.nodes()
+    head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
     if head is not None:
         store = await ctx.store(head)
-        for node_type, count in (await store.desired()).items():
+        wanted = await store.desired_state()
+        counts = wanted.counts
+        if wanted.version == 0:  # the same inputs the controller restores from (head/identity.py)
+            workers = [n.tags for n in nodes if n.kind == T.KIND_WORKER]
+            counts = recovered_identity(HeadIdentity.load(ctx.dir / IDENTITY_FILE), workers).desired
+        for node_type, count in counts.items():
             if node_type in want:
                 want[node_type] = count
     return want

@@ -130,6 +130,8 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
         problem = await head_problem(ctx, head, beats.get(head.node_id))
         if problem is not None:
             problems.append(f"{problem}; run `cloudtik up` to repair it")
+    elif head is None and nodes:
+        problems.append("the head is gone; run `cloudtik up` to start a new one (it adopts the workers)")
     return ClusterStatus(
         name=ctx.name,
         provider=ctx.config.provider.type,

@@ -88,7 +88,7 @@ class HeadConfig(_Model):
     heartbeat_timeout: float = Field(default=30.0, gt=0)
     # One recovery attempt of a silent worker (SSH + restarting its agent) gets this long; a worker still
     # silent after it is replaced. Silent worker -> replacement launched: heartbeat_timeout + this.
-    recovery_timeout: float = Field(default=15.0, gt=0, le=600)
+    recovery_timeout: float = Field(default=10.0, gt=0, le=600)
     # A worker is busy (never released as idle) while its other processes use more CPU than this, a
     # shell session is open on it, or a runtime says it runs tasks.
     idle_cpu_percent: float = Field(default=5.0, ge=0)

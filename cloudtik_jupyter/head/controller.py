@@ -39,6 +39,7 @@ from .policy import Decision, TypeLimits, WorkerView, decide, healthy
 
 log = logging.getLogger("cloudtik.controller")
 
+ADOPT_TIMEOUT = 60.0  # restarting the agent of a worker set up under a previous head
 SETUP_SSH_WAIT = 120.0  # a new worker's SSH may take this long to come up (cloud VMs boot slowly)
 
 
@@ -316,21 +317,28 @@ class Controller:
                 await self._event("node-adopting", message, node.node_id)
             else:
                 await self._event("node-recovering", f"recovering {node.node_id} (try {tries})", node.node_id)
-        self.memory.updates[node.node_id] = asyncio.create_task(self._update(node, head, restart))
+        # A silent node gets `recovery_timeout`; a node set up under the previous head is most likely
+        # healthy, just reporting to a dead store: give its agent's restart time to finish.
+        deadline = self.config.head.recovery_timeout
+        deadline = max(deadline, ADOPT_TIMEOUT) if adopt else deadline
+        self.memory.updates[node.node_id] = asyncio.create_task(
+            self._update(node, head, deadline if restart else None)
+        )
 
-    async def _update(self, node: NodeRef, head: NodeRef | None, restart: bool) -> None:
+    async def _update(self, node: NodeRef, head: NodeRef | None, restart: float | None) -> None:
+        """Set the node up (`restart` None) or restart its agent within `restart` seconds."""
         redis = self.state_dir / REDIS_DIR
         files = {
             f"{REDIS_DIR}/endpoints.json": redis / "endpoints.json",
             f"{REDIS_DIR}/password": redis / "password",
         }
         try:
-            if restart:
-                await self._restart(node, head, files)
+            if restart is not None:
+                await self._restart(node, head, files, restart)
             else:
                 await update_node(self.ctx, node, head, node_files=files, wait_for_ssh=SETUP_SSH_WAIT)
         except CloudtikError as exc:
-            if restart:
+            if restart is not None:
                 await self._event(
                     "node-recovery-failed", f"{node.node_id}: restart failed: {exc}", node.node_id
                 )
@@ -340,7 +348,7 @@ class Controller:
                     "node-update-failed", f"{node.node_id}: setup failed (try {tries}): {exc}", node.node_id
                 )
         else:
-            if restart:
+            if restart is not None:
                 self.memory.seen.restarted(node.node_id)
             else:
                 await self.store.clear_update_tries(node.node_id)
@@ -348,9 +356,10 @@ class Controller:
             await self._event("node-up-to-date", f"worker {node.node_id} is up-to-date", node.node_id)
         self.wake.set()
 
-    async def _restart(self, node: NodeRef, head: NodeRef | None, files: dict[str, Path]) -> None:
-        """Restart a set-up node's agent, within `head.recovery_timeout` from the first SSH attempt."""
-        deadline = self.config.head.recovery_timeout
+    async def _restart(
+        self, node: NodeRef, head: NodeRef | None, files: dict[str, Path], deadline: float
+    ) -> None:
+        """Restart a set-up node's agent within `deadline` seconds from the first SSH attempt."""
         self.ctx.ssh.drop(node.node_id)  # a connection cached before the node hung would wait on keepalives
         try:
             await asyncio.wait_for(
@@ -359,7 +368,7 @@ class Controller:
             )
         except asyncio.TimeoutError:
             self.ctx.ssh.drop(node.node_id)
-            raise NodeUnreachable(f"no answer within head.recovery_timeout ({deadline:g}s)") from None
+            raise NodeUnreachable(f"no answer within {deadline:g}s") from None
 
 
 def controller_context(config: ClusterConfig, state_dir: Path) -> ClusterContext:

@@ -70,7 +70,7 @@ class ActivitySampler:
             seen[proc.pid] = known
             with contextlib.suppress(psutil.Error):
                 cpu += known.cpu_percent(interval=None)  # 0.0 on the first sample of a process
-                if known.terminal():
+                if _on_a_terminal(known):
                     sessions += 1
         self._procs = seen
         return cpu, sessions
@@ -94,6 +94,19 @@ async def _ask(hook: BusyHook) -> bool | None:
     except Exception as exc:  # a runtime's hook must never stop heartbeats
         log.debug("busy hook failed: %s", exc)
         return None
+
+
+def _on_a_terminal(proc: psutil.Process) -> bool:
+    """Has a controlling terminal. Read from /proc where it exists: psutil maps terminals once per process
+    (a long-running agent would never see a pty opened after it started)."""
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    except FileNotFoundError:
+        return proc.terminal() is not None
+    except OSError:
+        return False
+    fields = stat.rpartition(")")[2].split()
+    return len(fields) > 4 and fields[4] != "0"  # tty_nr
 
 
 def _uid(proc: psutil.Process) -> int | None:
