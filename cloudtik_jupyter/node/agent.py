@@ -11,7 +11,7 @@ What it does:
 - every `heartbeat_interval` (and at once when a service changes state) sends the node's
   processes and metrics to the head's state store, registers the node when its shard doesn't know
   it, and forwards service events to the cluster's event log; when the head's Redis is down it
-  retries with backoff (0.1 s doubling to 2 s) and re-registers once it is back;
+  retries with backoff (0.1 s doubling to 1 s) and re-registers once it is back;
 - on SIGTERM / SIGINT or a ``shutdown`` request: stops its services (only its own process groups,
   by PID, in reverse order), removes its pid file and socket, exits 0.
 
@@ -53,7 +53,7 @@ from .supervisor import Service, ServiceNotice
 log = logging.getLogger("cloudtik.agent")
 
 AGENT_MODULE = "cloudtik_jupyter.node.agent"
-BACKOFF_START, BACKOFF_CAP = 0.1, 2.0
+BACKOFF_START, BACKOFF_CAP = 0.1, 1.0
 
 
 class NodeAgent:

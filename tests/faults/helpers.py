@@ -28,12 +28,12 @@ from cloudtik_jupyter.providers.virtual.testing import processes_using_home
 from cloudtik_jupyter.waiting import wait_for_sync
 
 ROOT = Path(__file__).resolve().parents[2]
-# Heartbeats every 0.5 s, silent after 3 s, one recovery attempt of at most 8 s (slack for a loaded CI).
+# Heartbeats every 0.5 s, silent after 3 s, one recovery attempt of at most 5 s.
 FAST_HEAD = {
     "controller_interval": 1.0,
     "heartbeat_interval": 0.5,
     "heartbeat_timeout": 3.0,
-    "recovery_timeout": 8.0,
+    "recovery_timeout": 5.0,
 }
 
 

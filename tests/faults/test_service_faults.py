@@ -93,7 +93,11 @@ def test_killed_agents_are_restarted_by_their_keepers(
         after = wait_converged(cluster, 2, what=f"the agent of {node or 'the head'} to be back")
         assert agent_pids(cluster, node)[1] == keeper
         assert [w.node_id for w in after.workers] == [w.node_id for w in before.workers]  # none replaced
-    assert all(status == "running" for _, status in agent_status(cluster).values())
+    wait_for_sync(
+        lambda: all(status == "running" for _, status in agent_status(cluster).values()),
+        timeout=30,
+        what="every head service to run again",
+    )
     assert_nothing_leaked(fault_home, after)
 
 
