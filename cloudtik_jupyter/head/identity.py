@@ -73,9 +73,13 @@ def parse_desired_tag(value: str | None) -> tuple[int, int] | None:
     if not value:
         return None
     count, sep, version = value.partition("v")
-    if not sep or not count.isdigit() or not version.isdigit():
+    if not sep or not _digits(count) or not _digits(version):
         return None
     return int(count), int(version)
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _int_tag(tags: Mapping[str, str], key: str) -> int:
@@ -116,8 +120,8 @@ async def restore_identity(store: StateStore, record: Path, workers: list[NodeRe
     before = await store.seq_counter()
     counter = await store.ensure_seq_at_least(known.seq_hwm)
     seeded = bool(known.desired) and await store.seed_desired(known.desired, known.desired_version)
-    if not seeded and counter == before:
-        return None
+    if not seeded and (counter == before or known.seq_hwm <= 1):
+        return None  # the store knew it all, or a brand-new cluster
     counts = ", ".join(f"{t}: {n}" for t, n in sorted(known.desired.items())) if seeded else "kept"
     return f"carrying on from the previous head: seq ids continue after {counter}; desired counts {counts}"
 
@@ -159,8 +163,7 @@ async def tag_identity(
     desired version now tagged. One provider call per worker only when a request or release happened."""
     if not workers:
         return tagged_version
-    wanted = await store.desired_state()
-    counter = await store.seq_counter()
+    wanted, counter = await asyncio.gather(store.desired_state(), store.seq_counter())
     listed = [(w.node_id, w.node_type, w.tags) for w in workers]
     await write_tags(provider, tag_writes(listed, wanted.counts, wanted.version, counter, tagged_version))
     return wanted.version

@@ -132,8 +132,8 @@ def decide(
             decision.update.append(w.node_id)
         elif silent := heartbeat_lost(w, heartbeat_timeout):
             if tries >= 1:  # a recovery ran and the node is still silent: hung or cut off
+                # Not `broken`: a dead machine says nothing about the config, so replacing goes on.
                 decision.terminate[w.node_id] = f"unreachable ({silent}) after a recovery attempt"
-                decision.broken.add(w.node_id)
                 continue
             decision.update.append(w.node_id)
         elif w.adopt:

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 NODE_ROOT_ENV = "CLOUDTIK_NODE_ROOT_PID"
 BUSY_HOOK_TIMEOUT = 2.0  # a runtime that cannot answer in time does not say (None)
+# Sampled at most this often (a scan of the process table costs ~10 ms of CPU); idle timeouts are minutes.
+SAMPLE_INTERVAL = 2.0
 
 BusyHook = Callable[[], "bool | None"]
 
@@ -44,6 +47,9 @@ class ActivitySampler:
     def __init__(self, busy_hooks: Collection[BusyHook] = ()) -> None:
         self._procs: dict[int, psutil.Process] = {}
         self._hooks = list(busy_hooks)
+        self._busy: bool | None = None  # the hooks' last answer
+        self._asking: asyncio.Task[None] | None = None
+        self._last: tuple[float, float, int] | None = None  # (monotonic time, cpu, sessions)
         root = os.environ.get(NODE_ROOT_ENV, "")
         self._root = int(root) if root.isdigit() else None
         self._uid = os.getuid()
@@ -76,16 +82,23 @@ class ActivitySampler:
         return cpu, sessions
 
     async def activity(self, excluded_roots: Collection[int]) -> NodeActivity:
-        cpu, sessions = await asyncio.to_thread(self.sample, excluded_roots)
-        return NodeActivity(user_cpu=cpu, sessions=sessions, runtime_busy=await self._runtime_busy())
+        """The node's activity now; the runtimes' answer is the last one they gave (they are asked in the
+        background, so a slow runtime never delays a heartbeat)."""
+        now = time.monotonic()
+        if self._last is None or now - self._last[0] >= SAMPLE_INTERVAL:
+            if self._hooks and (self._asking is None or self._asking.done()):
+                self._asking = asyncio.create_task(self._ask_runtimes())
+            cpu, sessions = await asyncio.to_thread(self.sample, excluded_roots)
+            self._last = (now, cpu, sessions)
+        _, cpu, sessions = self._last
+        return NodeActivity(user_cpu=cpu, sessions=sessions, runtime_busy=self._busy)
 
-    async def _runtime_busy(self) -> bool | None:
-        if not self._hooks:
-            return None
+    async def _ask_runtimes(self) -> None:
         answers = await asyncio.gather(*(_ask(hook) for hook in self._hooks))
         if any(a is True for a in answers):
-            return True
-        return False if any(a is False for a in answers) else None
+            self._busy = True
+        else:
+            self._busy = False if any(a is False for a in answers) else None
 
 
 async def _ask(hook: BusyHook) -> bool | None:

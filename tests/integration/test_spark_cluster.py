@@ -32,6 +32,19 @@ def alive_workers(ui: str) -> list[dict[str, Any]]:
         return []
 
 
+def runtime_busy(cluster: Cluster) -> list[bool | None]:
+    """What the workers' agents last reported from the runtime's `busy` hook."""
+
+    async def read() -> list[bool | None]:
+        head = await cluster._ctx.head()
+        assert head is not None
+        health = await (await cluster._ctx.store(head)).all_health()
+        workers = cluster.status().workers
+        return [health[w.node_id].activity.runtime_busy if w.node_id in health else None for w in workers]
+
+    return cluster._sync(read())
+
+
 @pytest.fixture
 def spark_cluster(cloudtik_home: Path) -> Iterator[Cluster]:
     cluster = Cluster(
@@ -92,10 +105,13 @@ def test_spark_cluster_end_to_end(spark_cluster: Cluster, cloudtik_home: Path, t
         )
         assert set(ips) <= set(info.worker_ips) and ips, ips
         assert session.range(1000).selectExpr("sum(id)").collect()[0][0] == 499500
+        # While the session holds executors on the workers, Spark's busy hook keeps them from idle release.
+        wait_for_sync(lambda: runtime_busy(cluster) == [True, True], timeout=30, what="workers reported busy")
     finally:
         from cloudtik_jupyter.runtimes.spark.session import stop_spark
 
         stop_spark(session)
+    wait_for_sync(lambda: runtime_busy(cluster) == [False, False], timeout=30, what="workers reported idle")
 
     # A killed Spark worker process: its node's agent restarts it and the master shows it alive again.
     worker_node = cluster.status().workers[0]

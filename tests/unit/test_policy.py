@@ -68,7 +68,7 @@ def test_lost_heartbeats_and_failed_services_trigger_recovery() -> None:
     # A silent worker gets one recovery attempt; still silent afterwards, it is replaced at once.
     d = run([stale, never], update_tries={"n2": 1})
     assert d.terminate == {"n2": "unreachable (no heartbeat for 31s) after a recovery attempt"}
-    assert d.launch == {"worker": 1} and d.broken == {"n2"}
+    assert d.launch == {"worker": 1} and not d.broken  # a hung machine does not suspend launches
     # A worker whose services keep failing gets max_update_tries recoveries.
     assert run([w(2), sick], update_tries={"n5": 2}).update == ["n5"]
     d = run([w(2), sick], update_tries={"n5": 3})
