@@ -164,8 +164,12 @@ def test_hung_worker_is_replaced(fault_home: Path, cluster: Cluster) -> None:
             cluster, 2, timeout=timeout, what="the hung worker to be replaced", without=victim.node_id
         )
     assert victim.node_id not in {w.node_id for w in after.workers}
-    events = [e.message for e in after.events]
-    assert any(victim.node_id in m and "unreachable" in m for m in events), events
+    events = [m for _, _, m in all_events(cluster) if victim.node_id in m]
+    assert any("unreachable" in m for m in events), events
+    # One recovery attempt, counted once (issue 13, item 6: it showed `try 1` then `try 2`).
+    assert [m for m in events if m.startswith("recovering")] == [f"recovering {victim.node_id} (try 1)"], (
+        events
+    )
     psutil.wait_procs(procs, timeout=10)
     assert not node_processes(fault_home, victim.node_id)
     assert_nothing_leaked(fault_home, after)
