@@ -33,6 +33,7 @@ def main() -> None:
     os.environ["CLOUDTIK_HOME"] = str(home)
     os.environ["CLOUDTIK_VIRTUAL_IDLE_EXIT"] = "600"
     from cloudtik_jupyter.api import Cluster
+    from cloudtik_jupyter.cluster.context import NodeRef
     from cloudtik_jupyter.providers.virtual import state
     from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 
@@ -55,27 +56,49 @@ def main() -> None:
         root = psutil.Process(record.pid)
         return [root, *root.children(recursive=True)]
 
-    def services(node: str | None = None) -> dict[str, tuple[int, str]]:
-        import json
+    def look() -> tuple[list[NodeRef], dict[str, float], dict[str, tuple[int | None, str]], list[str]] | None:
+        """Provider nodes, last heartbeats, the head's services and recent event kinds (None: no store)."""
 
-        (r,) = cluster.exec(
-            "python3 -m cloudtik_jupyter.node.agent ctl ~/.cloudtik/node/agent status", node=node, check=True
-        )
-        return {s[0]: (s[1], s[2]) for s in json.loads(r.stdout)["services"]}
+        async def read() -> tuple[
+            list[NodeRef], dict[str, float], dict[str, tuple[int | None, str]], list[str]
+        ]:
+            nodes = await cluster._ctx.nodes()
+            head = next(n for n in nodes if n.kind == "head")
+            store = await cluster._ctx.store(head)
+            beats = await store.heartbeat_times()
+            services = {p.name: (p.pid, p.status.value) for p in await store.processes(head.node_id)}
+            events = [f"{e.time} {e.kind}" for e in await store.events(30)]
+            return nodes, beats, services, events
 
-    def healthy(workers: set[str] | None = None, since: float | None = None) -> bool:
-        """2 workers (these, if given), nothing wrong, and every node heartbeated after `since`."""
-        status = cluster.status()
-        window = time.perf_counter() - since if since is not None else 1.0
-        ok = (
-            len(status.workers) == 2
-            and not status.problems
-            and all(n.status == "up-to-date" and (n.heartbeat_age or 99) < window for n in status.nodes)
+        try:
+            return cluster._sync(read())
+        except Exception:  # the store restarting: not healed yet
+            return None
+
+    def services() -> dict[str, tuple[int | None, str]]:
+        seen = look()
+        return seen[2] if seen else {}
+
+    def healthy(workers: set[str] | None = None, since: float = 0.0) -> bool:
+        """2 up-to-date workers (these, if given), every head service running, and every node heartbeated
+        after `since` (wall clock)."""
+        seen = look()
+        if seen is None:
+            return False
+        nodes, beats, head_services, _ = seen
+        ids = {n.node_id for n in nodes if n.kind == "worker"}
+        return (
+            len(ids) == 2
+            and (workers is None or ids == workers)
+            and all(n.status == "up-to-date" and beats.get(n.node_id, 0) > since for n in nodes)
+            and all(status == "running" for _, status in head_services.values())
         )
-        return ok and (workers is None or {w.node_id for w in status.workers} == workers)
 
     def restarted_after(t: float) -> bool:
-        return any(e.kind == "controller-started" and e.at > t for e in cluster.status().events)
+        seen = look()
+        return seen is not None and any(
+            float(e.split()[0]) > t and e.endswith("controller-started") for e in seen[3]
+        )
 
     def until(cond: Callable[[], bool], timeout: float = 120.0) -> None:
         start = time.perf_counter()
@@ -88,7 +111,7 @@ def main() -> None:
     try:
         cluster.up()
         for _ in range(runs):
-            until(healthy)
+            until(lambda: healthy(since=time.time() - 1.0))
             head = cluster.status().head
             assert head is not None
             workers = {w.node_id for w in cluster.status().workers}
@@ -96,9 +119,9 @@ def main() -> None:
             # a worker's agent, then the head's agent (its Redis and controller restart with it)
             for label, node in (("worker agent killed", sorted(workers)[0]), ("head agent killed", None)):
                 (r,) = cluster.exec("cat ~/.cloudtik/node/agent/agent.pid", node=node, check=True)
-                started = time.perf_counter()
+                started, wall = time.perf_counter(), time.time()
                 os.kill(int(r.stdout), signal.SIGKILL)
-                until(lambda: healthy(workers, since=started))  # noqa: B023
+                until(lambda: healthy(workers, since=wall))  # noqa: B023
                 results.setdefault(label, []).append(time.perf_counter() - started)
 
             for label, service in (
@@ -106,39 +129,43 @@ def main() -> None:
                 ("redis primary killed", "redis-primary"),
             ):
                 pid, _ = services()[service]
-                started = time.perf_counter()
+                assert pid is not None
+                started, wall = time.perf_counter(), time.time()
                 os.kill(pid, signal.SIGKILL)
-                until(lambda: services()[service][0] != pid and services()[service][1] == "running")  # noqa: B023
+                until(lambda: services().get(service, (pid, ""))[0] != pid)  # noqa: B023
                 if service == "controller":  # the new one is at work: its start is in the event log
-                    killed_at = time.time() - (time.perf_counter() - started)
-                    until(lambda: restarted_after(killed_at))  # noqa: B023
-                until(lambda: healthy(workers, since=started))  # noqa: B023
+                    until(lambda: restarted_after(wall))  # noqa: B023
+                until(lambda: healthy(workers, since=wall))  # noqa: B023
                 results.setdefault(label, []).append(time.perf_counter() - started)
 
             victim = sorted(workers)[0]
             procs = tree(victim)
-            started = time.perf_counter()
+            started, wall = time.perf_counter(), time.time()
             for p in procs:
                 p.send_signal(signal.SIGSTOP)
             try:
-                until(lambda: victim not in {w.node_id for w in cluster.status().workers} and healthy())  # noqa: B023
+
+                def replaced(victim: str = victim, wall: float = wall) -> bool:
+                    return victim not in {w.node_id for w in cluster.status().workers} and healthy(since=wall)
+
+                until(replaced)
                 results.setdefault("hung worker replaced", []).append(time.perf_counter() - started)
             finally:
                 for p in procs:
                     with contextlib.suppress(psutil.Error):
                         p.send_signal(signal.SIGCONT)
-            until(healthy)
+            until(lambda: healthy(since=time.time() - 1.0))
             workers = {w.node_id for w in cluster.status().workers}
             head = cluster.status().head
             assert head is not None
             for p in tree(head.node_id):
                 p.send_signal(signal.SIGKILL)
             until(lambda: cluster.status().head is None)
-            started = time.perf_counter()
+            started, wall = time.perf_counter(), time.time()
             Cluster("bench-faults").up()
             results.setdefault("head crash: up returned", []).append(time.perf_counter() - started)
             adopted = workers
-            until(lambda: healthy(adopted, since=started))  # noqa: B023  the same workers, on the new head
+            until(lambda: healthy(adopted, since=wall))  # noqa: B023  the same workers, on the new head
             results.setdefault("head crash: workers adopted", []).append(time.perf_counter() - started)
     finally:
         try:

@@ -122,8 +122,11 @@ async def restore_identity(store: StateStore, record: Path, workers: list[NodeRe
     seeded = bool(known.desired) and await store.seed_desired(known.desired, known.desired_version)
     if not seeded and (counter == before or known.seq_hwm <= 1):
         return None  # the store knew it all, or a brand-new cluster
-    counts = ", ".join(f"{t}: {n}" for t, n in sorted(known.desired.items())) if seeded else "kept"
-    return f"carrying on from the previous head: seq ids continue after {counter}; desired counts {counts}"
+    if seeded:
+        requests = "desired " + ", ".join(f"{t}: {n}" for t, n in sorted(known.desired.items()))
+    else:
+        requests = "desired counts as the store has them" if known.desired else "no scale requests to restore"
+    return f"carrying on from the previous head: seq ids continue after {counter}; {requests}"
 
 
 def tag_writes(

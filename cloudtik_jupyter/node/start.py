@@ -83,6 +83,7 @@ def head_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> tup
         name="controller",
         argv=[sys.executable, "-m", CONTROLLER_MODULE, str(state / CONFIG_FILE)],
         max_restarts=100,  # the controller must come back; its state is in Redis and provider tags
+        restart_delay=0.1,  # at once (then backing off): nothing heals the cluster while it is down
         stable_after=10.0,
     )
     return [*plan.service_specs(), controller], plan.endpoints_file
