@@ -145,9 +145,15 @@ class NodeHealth:
 
     @classmethod
     def parse(cls, raw: str) -> NodeHealth:
+        """Tolerant: a garbled report (workers are less trusted) reads as busy, never as an error."""
         cpu, failed, user_cpu, sessions, busy = [*raw.split("|"), "", "", ""][:5]
-        activity = NodeActivity(float(user_cpu or 0), int(sessions or 0), bool(int(busy)) if busy else None)
-        return cls(float(cpu or 0), tuple(failed.split(",")) if failed else (), activity)
+        try:
+            activity = NodeActivity(
+                float(user_cpu or 0), int(sessions or 0), bool(int(busy)) if busy else None
+            )
+            return cls(float(cpu or 0), tuple(failed.split(",")) if failed else (), activity)
+        except ValueError:
+            return cls(100.0, (), NodeActivity(runtime_busy=True))
 
 
 def health_summary(processes: Iterable[ProcessRecord], activity: NodeActivity | None = None) -> str:

@@ -78,3 +78,5 @@ def test_node_health_round_trips_and_reads_the_old_format() -> None:
     assert NodeHealth.parse(health.encode()) == health
     assert NodeHealth.parse("3.0|redis") == NodeHealth(3.0, ("redis",), NodeActivity())  # before activity
     assert NodeHealth.parse("0.0||0.0|0|").activity.runtime_busy is None
+    for garbage in ("nan?|x|y|z|w", "1|a|b", "|||||||", "0|0|0|zero|1"):
+        assert NodeHealth.parse(garbage).activity.runtime_busy is not False  # never reads as idle
