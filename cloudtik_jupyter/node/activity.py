@@ -27,7 +27,8 @@ from ..state.records import NodeActivity
 log = logging.getLogger(__name__)
 
 NODE_ROOT_ENV = "CLOUDTIK_NODE_ROOT_PID"
-BUSY_HOOK_TIMEOUT = 2.0  # a runtime that cannot answer in time does not say (None)
+BUSY_HOOK_TIMEOUT = 5.0  # a runtime that cannot answer in time does not say (None) ...
+KEEP_ANSWER = 3  # ... and its last answer stands for this many such tries (a loaded JVM answers slowly)
 # Sampled at most this often (a scan of the process table costs ~10 ms of CPU); idle timeouts are minutes.
 SAMPLE_INTERVAL = 2.0
 
@@ -48,6 +49,7 @@ class ActivitySampler:
         self._procs: dict[int, psutil.Process] = {}
         self._hooks = list(busy_hooks)
         self._busy: bool | None = None  # the hooks' last answer
+        self._unanswered = 0
         self._asking: asyncio.Task[None] | None = None
         self._last: tuple[float, float, int] | None = None  # (monotonic time, cpu, sessions)
         root = os.environ.get(NODE_ROOT_ENV, "")
@@ -95,10 +97,12 @@ class ActivitySampler:
 
     async def _ask_runtimes(self) -> None:
         answers = await asyncio.gather(*(_ask(hook) for hook in self._hooks))
-        if any(a is True for a in answers):
-            self._busy = True
+        if any(a is not None for a in answers):
+            self._busy, self._unanswered = any(a is True for a in answers), 0
         else:
-            self._busy = False if any(a is False for a in answers) else None
+            self._unanswered += 1
+            if self._unanswered > KEEP_ANSWER:
+                self._busy = None
 
 
 async def _ask(hook: BusyHook) -> bool | None:

@@ -70,6 +70,6 @@ class Runtime(Protocol):
         runtime_dir: Path | None = None,
     ) -> list[str]: ...  # the command that submits `job` from the head
 
-    # Optional: ``busy(config, node) -> bool | None``, called by the node's agent (in a thread, a 2 s
+    # Optional: ``busy(config, node) -> bool | None``, called by the node's agent (in a thread, a 5 s
     # deadline) to say whether the runtime runs work on this node; None when it cannot say. A busy node is
     # never released as idle. Not part of the Protocol so runtimes without it still satisfy it.

@@ -15,6 +15,7 @@ import pytest
 
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.providers.virtual import state
+from cloudtik_jupyter.state.records import NodeHealth
 from cloudtik_jupyter.waiting import wait_for_sync
 
 FAST = {"controller_interval": 0.5, "heartbeat_interval": 0.5, "heartbeat_timeout": 5.0}
@@ -35,14 +36,14 @@ def alive_workers(ui: str) -> list[dict[str, Any]]:
 def runtime_busy(cluster: Cluster) -> list[bool | None]:
     """What the workers' agents last reported from the runtime's `busy` hook."""
 
-    async def read() -> list[bool | None]:
+    async def read() -> dict[str, NodeHealth]:
         head = await cluster._ctx.head()
         assert head is not None
-        health = await (await cluster._ctx.store(head)).all_health()
-        workers = cluster.status().workers
-        return [health[w.node_id].activity.runtime_busy if w.node_id in health else None for w in workers]
+        return await (await cluster._ctx.store(head)).all_health()
 
-    return cluster._sync(read())
+    workers = cluster.status().workers
+    health = cluster._sync(read())
+    return [health[w.node_id].activity.runtime_busy if w.node_id in health else None for w in workers]
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ class SparkRuntime:
         if node.kind == T.KIND_HEAD:
             return None
         spark = _spark(config)
-        with urllib.request.urlopen(f"http://{node.ip}:{spark.worker_ui_port}/json/", timeout=1.5) as reply:
+        with urllib.request.urlopen(f"http://{node.ip}:{spark.worker_ui_port}/json/", timeout=4) as reply:
             state = json.load(reply)
         return int(state.get("coresused", 0)) > 0 or bool(state.get("executors"))
 
