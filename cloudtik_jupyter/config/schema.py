@@ -182,6 +182,17 @@ class DockerConfig(_Model):
         return self
 
 
+class ProxyConfig(_Model):
+    """What the Jupyter server's proxy (``/cloudtik/proxy/CLUSTER/PORT/``) may reach on this cluster.
+
+    The web UIs the runtimes declare as service links are reachable without listing them here; any other
+    port on the head is refused unless it is listed in `allowed_ports` (e.g. 4040, the UI of a Spark
+    driver that `cloudtik submit` runs on the head).
+    """
+
+    allowed_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list, max_length=64)
+
+
 class RuntimeConfig(BaseModel):
     """``types`` enables runtimes; each runtime validates its own section (``runtime.spark``)."""
 
@@ -218,6 +229,7 @@ class ClusterConfig(_Model):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     docker: DockerConfig = Field(default_factory=DockerConfig)
     head: HeadConfig = Field(default_factory=HeadConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     idle_timeout_minutes: float = Field(default=5.0, ge=0)
 
     @model_validator(mode="after")

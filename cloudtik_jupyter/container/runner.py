@@ -68,6 +68,10 @@ class NodeRunner(Protocol):
         self, target: SshTarget, remote_host: str, remote_port: int, local_port: int = 0
     ) -> asyncssh.SSHListener: ...
 
+    async def forward_local_path(
+        self, target: SshTarget, remote_host: str, remote_port: int, path: Path
+    ) -> asyncssh.SSHListener: ...  # a 0600 Unix socket instead of a 127.0.0.1 port
+
     async def attach(
         self,
         target: SshTarget,
@@ -191,6 +195,11 @@ class ContainerRunner:
         self, target: SshTarget, remote_host: str, remote_port: int, local_port: int = 0
     ) -> asyncssh.SSHListener:
         return await self.ssh.forward_local_port(target, remote_host, remote_port, local_port)
+
+    async def forward_local_path(
+        self, target: SshTarget, remote_host: str, remote_port: int, path: Path
+    ) -> asyncssh.SSHListener:
+        return await self.ssh.forward_local_path(target, remote_host, remote_port, path)
 
     async def attach(
         self,

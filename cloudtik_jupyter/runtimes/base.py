@@ -45,6 +45,8 @@ class Runtime(Protocol):
 
     def links(self, config: BaseModel, head_ip: str) -> list[ServiceLink]: ...
 
+    def worker_links(self, config: BaseModel, worker_ip: str) -> list[ServiceLink]: ...  # a worker's UIs
+
     def submit_argv(
         self,
         config: BaseModel,

@@ -223,7 +223,7 @@ class StreamHandler(CloudtikHandler):
 
 
 def routes(hub: ClusterHub) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
-    from .proxy import ProxyHandler
+    from .proxy import proxy_routes
 
     name = r"(?P<name>[^/]+)"
     kwargs: dict[str, Any] = {"hub": hub}
@@ -233,5 +233,5 @@ def routes(hub: ClusterHub) -> list[tuple[str, type[web.RequestHandler], dict[st
         (rf"/cloudtik/clusters/{name}/scale", ScaleHandler, kwargs),
         (r"/cloudtik/templates", TemplatesHandler, kwargs),
         (r"/cloudtik/stream", StreamHandler, kwargs),
-        (rf"/cloudtik/proxy/{name}/(?P<port>\d+)/?(?P<path>.*)", ProxyHandler, kwargs),
+        *proxy_routes(hub),
     ]

@@ -20,15 +20,18 @@ from .. import paths
 from ..cluster.status import ClusterStatus, ClusterSummary
 from ..config.schema import NAME_PATTERN
 from ..errors import CloudtikError, ClusterNotFound, ConfigError
+from .capability import Signer
+from .links import HEAD, DeclaredPorts, declared_ports
 from .models import ClusterCard, Operation, card
 
 if TYPE_CHECKING:
     from ..api.cluster import Cluster
     from ..config.schema import ClusterConfig
-    from .forwards import HeadForwards
+    from .forwards import NodeForwards
 
 RESCAN_SECONDS = 1.0  # how soon a cluster made in another process appears
 RETRY_MAX_SECONDS = 10.0
+NODE_LINKS_TTL = 2.0  # how long the proxy reuses a cluster's node addresses for rewriting pages
 _NAME = re.compile(NAME_PATTERN)
 _log = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ class ClusterHub:
     def __init__(
         self,
         base_url: str,
-        forwards: HeadForwards,
+        forwards: NodeForwards,
         *,
         log: logging.Logger = _log,
         rescan_seconds: float = RESCAN_SECONDS,
@@ -88,6 +91,9 @@ class ClusterHub:
         self._scanner: asyncio.Task[None] | None = None
         self._subscribers: set[asyncio.Queue[HubUpdate]] = set()
         self._rescanning = asyncio.Lock()
+        self.signer = Signer()
+        self._declared: dict[str, tuple[ClusterConfig, DeclaredPorts]] = {}
+        self._node_links: dict[str, tuple[float, dict[str, str]]] = {}
 
     # -- handles ---------------------------------------------------------------------------------
 
@@ -101,9 +107,40 @@ class ClusterHub:
             handle = self._handles[name] = Cluster(name)
         return handle
 
+    def declared_ports(self, cluster: Cluster) -> DeclaredPorts:
+        """The ports the proxy may reach on `cluster` (computed once per config)."""
+        cached = self._declared.get(cluster.name)
+        if cached is None or cached[0] is not cluster.config:
+            cached = self._declared[cluster.name] = (cluster.config, declared_ports(cluster.config))
+        return cached[1]
+
+    async def node_links(self, cluster: Cluster, base_url: str) -> dict[str, str]:
+        """``http://IP:PORT`` of every declared web UI on the cluster's nodes -> its proxy entry URL."""
+        now = asyncio.get_running_loop().time()
+        cached = self._node_links.get(cluster.name)
+        if cached is not None and now - cached[0] < NODE_LINKS_TTL:
+            return cached[1]
+        from .. import aio
+        from ..providers import tags as T
+        from .links import proxy_path
+
+        nodes = await asyncio.wrap_future(aio.submit(cluster._ctx.nodes()))
+        ports = self.declared_ports(cluster)
+        links: dict[str, str] = {}
+        for node in nodes:
+            ref = HEAD if node.kind == T.KIND_HEAD else str(node.seq)
+            for port in ports.head if ref == HEAD else ports.worker:
+                links[f"http://{node.address.internal_ip}:{port}"] = base_url + proxy_path(
+                    cluster.name, port, ref
+                )
+        self._node_links[cluster.name] = (now, links)
+        return links
+
     async def _forget(self, name: str) -> None:
         """Close a handle (its SSH connections and forwards); the next request makes a fresh one."""
         self.forwards.drop(name)
+        self._declared.pop(name, None)
+        self._node_links.pop(name, None)
         handle = self._handles.pop(name, None)
         if handle is not None:
             await asyncio.to_thread(handle.close)

@@ -7,13 +7,13 @@ frozen records (`ClusterStatus`, `ClusterSummary`) and never from anything the p
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..cluster.status import ClusterStatus, ClusterSummary, ServiceLink
 from ..config.schema import ClusterConfig
 from ..providers import tags as T
+from .links import proxy_url
 
 Phase = Literal["starting", "running", "failed", "stopping", "stopped", "unknown"]
 Operation = Literal["up", "down"]
@@ -110,21 +110,10 @@ class ErrorOut(_Response):
     path: str | None = None  # the offending key, for bad input
 
 
-def proxy_path(cluster: str, port: int) -> str:
-    """Path (under the server's base URL) of the proxy to `port` on `cluster`'s head."""
-    return f"cloudtik/proxy/{cluster}/{port}/"
-
-
 def link_out(link: ServiceLink, cluster: str, head_ip: str | None, base_url: str) -> LinkOut:
     """A web link to the head gets a proxy URL, so it works from any browser that reaches Jupyter."""
-    proxy_url = None
-    if link.kind == "web" and head_ip:
-        parts = urlsplit(link.url)
-        if parts.scheme in ("http", "https") and parts.hostname == head_ip:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            rest = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
-            proxy_url = base_url + proxy_path(cluster, port) + rest
-    return LinkOut(name=link.name, url=link.url, kind=link.kind, proxy_url=proxy_url)
+    proxy = proxy_url(link, cluster, head_ip, base_url)
+    return LinkOut(name=link.name, url=link.url, kind=link.kind, proxy_url=proxy)
 
 
 def status_out(status: ClusterStatus, base_url: str) -> StatusOut:

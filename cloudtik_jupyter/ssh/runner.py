@@ -285,6 +285,20 @@ class SshRunner:
         except OSError as exc:
             raise CloudtikError(f"cannot listen on 127.0.0.1:{local_port}: {describe(exc)}") from exc
 
+    async def forward_local_path(
+        self, target: SshTarget, remote_host: str, remote_port: int, path: Path
+    ) -> asyncssh.SSHListener:
+        """Listen on the Unix socket `path` (0600; keep it in a 0700 directory) and forward each connection
+        to `remote_host`:`remote_port` as seen from the node: unlike a 127.0.0.1 port, only this user can
+        connect. Close the listener to stop (the socket file is removed)."""
+        conn = await self.connection(target)
+        try:
+            listener = await conn.forward_local_path_to_port(str(path), remote_host, remote_port)
+        except OSError as exc:
+            raise CloudtikError(f"cannot listen on {path}: {describe(exc)}") from exc
+        path.chmod(0o600)
+        return listener
+
     async def attach(
         self,
         target: SshTarget,

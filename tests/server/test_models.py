@@ -1,10 +1,19 @@
-"""What the panel is sent: service links through the proxy, phases, and redirects kept inside the proxy."""
+"""What the panel is sent (service links through the proxy, phases), and what the proxy lets through."""
 
 from __future__ import annotations
 
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from cloudtik_jupyter.cluster.status import ClusterStatus, NodeRow, ServiceLink
+from cloudtik_jupyter.config import load_config
+from cloudtik_jupyter.errors import ConfigError
+from cloudtik_jupyter.server.capability import Expired, Invalid, ServiceRef, Signer
+from cloudtik_jupyter.server.links import DeclaredPorts, declared_ports
 from cloudtik_jupyter.server.models import link_out, phase_of, status_out
-from cloudtik_jupyter.server.proxy import _rewrite_location
 
 HEAD_IP = "127.9.0.1"
 
@@ -51,10 +60,42 @@ def test_phase() -> None:
     assert phase_of(status("up-to-date"), "down", None) == "stopping"
 
 
-def test_redirects_stay_inside_the_proxy() -> None:
-    prefix = "/base/cloudtik/proxy/c/8080/"
-    assert _rewrite_location("/jobs/?x=1", prefix, 8080) == prefix + "jobs/?x=1"
-    assert _rewrite_location(f"http://{HEAD_IP}:8080/stages/", prefix, 8080) == prefix + "stages/"
-    assert _rewrite_location("stages/", prefix, 8080) == "stages/"  # relative: already inside
-    assert _rewrite_location("https://example.org/", prefix, 8080) == "https://example.org/"
-    assert _rewrite_location("//example.org/x", prefix, 8080) == "//example.org/x"
+def test_signed_service_addresses_are_bound_to_one_service_and_expire() -> None:
+    now = [1000.0]
+    signer = Signer(b"k" * 32, lifetime=60, clock=lambda: now[0])
+    ui = ServiceRef("c", "head", 8080)
+    address = signer.issue(ui)
+    assert address.startswith("cloudtik/svc/c/head/8080/") and address.endswith("/")
+    grant = address.split("/")[-2]
+    signer.check(ui, grant)
+    for other in (ServiceRef("c", "head", 8081), ServiceRef("c", "2", 8080), ServiceRef("d", "head", 8080)):
+        with pytest.raises(Invalid):
+            signer.check(other, grant)
+    with pytest.raises(Invalid):
+        Signer(b"x" * 32, clock=lambda: now[0]).check(ui, grant)  # another server's key
+    now[0] += 61
+    with pytest.raises(Expired):
+        signer.check(ui, grant)
+
+
+@given(st.data())
+def test_any_change_to_a_grant_is_refused(data: st.DataObject) -> None:
+    signer = Signer(b"k" * 32, clock=lambda: 1000.0)
+    ui = ServiceRef("c", "head", 8080)
+    grant = signer.issue(ui).split("/")[-2]
+    forged = data.draw(st.text(alphabet=string.ascii_letters + string.digits + "._-", max_size=60))
+    if forged != grant:
+        with pytest.raises((Invalid, Expired)):
+            signer.check(ui, forged)
+
+
+def test_declared_ports_are_the_runtimes_web_uis_plus_the_users_list() -> None:
+    spark = load_config({"from": "virtual-spark", "cluster_name": "c", "proxy": {"allowed_ports": [4040]}})
+    ports = declared_ports(spark)
+    assert ports == DeclaredPorts(frozenset({8080, 18080, 4040}), frozenset({8081}))
+    assert ports.allows("head", 4040) and not ports.allows("head", 7077)  # spark:// is not a web UI
+    assert ports.allows("2", 8081) and not ports.allows("2", 8080)
+    bare = declared_ports(load_config({"from": "virtual-small", "cluster_name": "c"}))
+    assert bare == DeclaredPorts(frozenset(), frozenset())
+    with pytest.raises(ConfigError):
+        load_config({"from": "virtual-small", "cluster_name": "c", "proxy": {"allowed_ports": [0]}})

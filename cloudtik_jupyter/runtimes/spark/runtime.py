@@ -84,6 +84,9 @@ class SparkRuntime:
         links.append(ServiceLink("Spark master", daemons.master_url(spark, head_ip), "endpoint"))
         return links
 
+    def worker_links(self, config: BaseModel, worker_ip: str) -> list[ServiceLink]:
+        return [ServiceLink("Spark worker UI", f"http://{worker_ip}:{_spark(config).worker_ui_port}", "web")]
+
     def submit_argv(
         self,
         config: BaseModel,
