@@ -11,7 +11,7 @@ from ..providers import tags as T
 from .context import ClusterContext, NodeRef
 
 if TYPE_CHECKING:
-    from ..state.records import NodeMetrics
+    from ..state.records import MetricSample, NodeMetrics
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class NodeRow:
     cpu_percent: float | None = None
     memory_used: int | None = None  # bytes
     memory_total: int | None = None
+    machine: str = ""  # nodes on one machine report the same memory (see NodeMetrics.machine)
+    cpu_history: tuple[float, ...] = ()  # the store's recent samples, oldest first (percent)
+    memory_history: tuple[int, ...] = ()  # bytes used, same samples
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,13 @@ class ClusterSummary:
     workspace: str
 
 
-def node_row(node: NodeRef, beat: float | None = None, metrics: NodeMetrics | None = None) -> NodeRow:
+def node_row(
+    node: NodeRef,
+    beat: float | None = None,
+    metrics: NodeMetrics | None = None,
+    history: list[MetricSample] | None = None,
+) -> NodeRow:
+    samples = history or []
     return NodeRow(
         node_id=node.node_id,
         seq=node.seq,
@@ -97,6 +106,9 @@ def node_row(node: NodeRef, beat: float | None = None, metrics: NodeMetrics | No
         cpu_percent=metrics.cpu_percent if metrics else None,
         memory_used=metrics.memory_used if metrics else None,
         memory_total=metrics.memory_total if metrics else None,
+        machine=metrics.machine if metrics else "",
+        cpu_history=tuple(s.cpu_percent for s in samples),
+        memory_history=tuple(s.memory_used for s in samples),
     )
 
 
@@ -107,6 +119,7 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
     desired = {t: nt.min_workers for t, nt in types.items()}
     beats: dict[str, float] = {}
     metrics: dict[str, NodeMetrics] = {}
+    histories: dict[str, list[MetricSample]] = {}
     recent: list[ClusterEvent] = []
     head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
     from redis.exceptions import RedisError
@@ -116,6 +129,7 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
             store = await ctx.store(head)
             beats = await store.heartbeat_times()
             metrics = await store.all_metrics()
+            histories = await store.histories(n.node_id for n in nodes)
             desired.update({t: n for t, n in (await store.desired()).items() if t in desired})
             recent = [ClusterEvent(e.time, e.kind, e.message, e.node_id) for e in await store.events(events)]
         except (CloudtikError, OSError, RedisError):
@@ -123,7 +137,9 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
     return ClusterStatus(
         name=ctx.name,
         provider=ctx.config.provider.type,
-        nodes=[node_row(n, beats.get(n.node_id), metrics.get(n.node_id)) for n in nodes],
+        nodes=[
+            node_row(n, beats.get(n.node_id), metrics.get(n.node_id), histories.get(n.node_id)) for n in nodes
+        ],
         workers_min=sum(t.min_workers for t in types.values()),
         workers_max=sum(t.effective_max for t in types.values()),
         workers_desired=sum(desired.values()),

@@ -6,11 +6,12 @@ Layout. Node data lives on the shard chosen by a stable hash (crc32) of the node
   ``cloudtik:heartbeats``    sorted set node id -> last heartbeat time (lost nodes = a range query)
   ``cloudtik:processes``     hash node id -> JSON list of its processes
   ``cloudtik:metrics``       hash node id -> JSON metrics
+  ``cloudtik:history:<id>``  list, the node's last HISTORY_LENGTH (time, cpu, memory) samples (a ring)
 The primary holds what must be global: ``cloudtik:seq`` (sequence ids, INCR), ``cloudtik:events``
 (a capped list) and the ``cloudtik:changes`` pub/sub channel every write publishes on.
 
-A heartbeat is three commands in one pipeline to its shard; a batch of heartbeats is still three
-commands per shard (multi-member ZADD/HSET), which is what makes ingest fast.
+A heartbeat is five commands in one pipeline to its shard; a batch of heartbeats is four commands per
+shard (multi-member ZADD/HSET) plus two per node for its history ring (RPUSH + LTRIM).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .records import (
     ChangeKind,
     Event,
     Heartbeat,
+    MetricSample,
     NodeMetrics,
     NodeRecord,
     ProcessRecord,
@@ -71,6 +73,13 @@ class NodeHealth:
 
 
 METRICS = "cloudtik:metrics"
+HISTORY_LENGTH = 60  # samples per node: a minute at the default heartbeat interval
+
+
+def history_key(node_id: str) -> str:
+    return f"cloudtik:history:{node_id}"
+
+
 SEQ = "cloudtik:seq"
 EVENTS = "cloudtik:events"
 DESIRED = "cloudtik:desired"  # node type -> desired worker count (scale requests)
@@ -106,6 +115,11 @@ def _client(address: RedisAddress, password: str, timeout: float) -> aioredis.Re
         socket_timeout=timeout,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
     )
+
+
+def _push_sample(pipe: Any, node_id: str, sample: MetricSample) -> None:
+    pipe.rpush(history_key(node_id), sample.encode())
+    pipe.ltrim(history_key(node_id), -HISTORY_LENGTH, -1)
 
 
 class StateStore:
@@ -259,6 +273,7 @@ class StateStore:
             pipe.hdel(PROCESSES, node_id)
             pipe.hdel(HEALTH, node_id)
             pipe.hdel(METRICS, node_id)
+            pipe.delete(history_key(node_id))
             removed = await pipe.execute()
         await self._publish(Change(ChangeKind.NODE_REMOVED, (node_id,)))
         return any(removed)
@@ -281,7 +296,9 @@ class StateStore:
             processes = tuple(processes)
             pipe.hset(PROCESSES, node_id, encode_processes(processes))
             pipe.hset(HEALTH, node_id, health_summary(processes))
-            pipe.hset(METRICS, node_id, encode_metrics(metrics or NodeMetrics()))
+            sample = metrics or NodeMetrics()
+            pipe.hset(METRICS, node_id, encode_metrics(sample))
+            _push_sample(pipe, node_id, MetricSample(t, sample.cpu_percent, sample.memory_used))
             added, *_ = await pipe.execute()
         await self._publish(Change(ChangeKind.HEARTBEAT, (node_id,)))
         return bool(added)
@@ -300,6 +317,11 @@ class StateStore:
                 pipe.hset(PROCESSES, mapping={b.node_id: encode_processes(b.processes) for b in beats})
                 pipe.hset(HEALTH, mapping={b.node_id: health_summary(b.processes) for b in beats})
                 pipe.hset(METRICS, mapping={b.node_id: encode_metrics(b.metrics) for b in beats})
+                for b in beats:
+                    at = b.time if b.time is not None else t
+                    _push_sample(
+                        pipe, b.node_id, MetricSample(at, b.metrics.cpu_percent, b.metrics.memory_used)
+                    )
                 added, *_ = await pipe.execute()
             return int(added)
 
@@ -331,6 +353,22 @@ class StateStore:
         return {
             str(k): m for rows in per_shard for k, v in rows.items() if (m := decode_metrics(v)) is not None
         }
+
+    async def histories(self, node_ids: Iterable[str]) -> dict[str, list[MetricSample]]:
+        """Each node's recent samples, oldest first: one pipeline per shard."""
+        groups: dict[int, list[str]] = {}
+        for node_id in node_ids:
+            groups.setdefault(self.shard_of(node_id), []).append(node_id)
+
+        async def read(index: int, ids: list[str]) -> dict[str, list[MetricSample]]:
+            async with self._shards[index].pipeline(transaction=False) as pipe:
+                for node_id in ids:
+                    pipe.lrange(history_key(node_id), 0, -1)
+                rings = await pipe.execute()
+            return {i: [MetricSample.decode(raw) for raw in ring] for i, ring in zip(ids, rings, strict=True)}
+
+        per_shard = await asyncio.gather(*(read(i, ids) for i, ids in groups.items()))
+        return {node_id: ring for part in per_shard for node_id, ring in part.items()}
 
     async def processes(self, node_id: str) -> list[ProcessRecord]:
         return decode_processes(await self._shard(node_id).hget(PROCESSES, node_id))
