@@ -104,7 +104,9 @@ class ServiceHandler(ProxyHandler):
     def initialize(self, hub: ClusterHub) -> None:
         self.hub = hub
         self.host_allowlist = ["localhost"]  # the Unix socket of the forward, nothing else
-        self.rewrite_response = (lambda response: self._rewrite_body(response),)  # a bare function: its args are inspected
+        self.rewrite_response = (
+            lambda response: self._rewrite_body(response),
+        )  # a bare function: its args are inspected
         self._ref: ServiceRef | None = None
         self._links: dict[str, str] = {}  # "http://IP:PORT" on a node -> its entry URL
         # jupyter-server-proxy's WebSocket mixin pins these two to JupyterHandler's on the instance; every

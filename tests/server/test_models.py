@@ -33,15 +33,46 @@ def test_web_links_on_the_head_go_through_the_proxy() -> None:
     assert endpoint.proxy_url is None and elsewhere.proxy_url is None
 
 
-def test_status_sums_metrics_and_keeps_the_stalest_heartbeat() -> None:
-    head = NodeRow("vn-1", 1, "head", "head", HEAD_IP, None, "up-to-date", 0.5, 10.0, 100, 1000)
-    worker = NodeRow("vn-2", 2, "worker", "worker", "127.9.0.2", None, "up-to-date", 2.5, 30.0, 300, 1000)
+def test_status_counts_each_machines_memory_once_and_keeps_the_stalest_heartbeat() -> None:
+    head = NodeRow("vn-1", 1, "head", "head", HEAD_IP, None, "up-to-date", 0.5, 10.0, 100, 1000, "m1")
+    # Two virtual nodes on one machine report its memory each; a third machine, and an old agent.
+    same = NodeRow("vn-2", 2, "worker", "worker", "127.9.0.2", None, "up-to-date", 2.5, 30.0, 120, 1000, "m1")
+    other = NodeRow(
+        "vn-3", 3, "worker", "worker", "127.9.0.3", None, "up-to-date", 1.0, 20.0, 300, 2000, "m2"
+    )
+    old = NodeRow("vn-4", 4, "worker", "worker", "127.9.0.4", None, "up-to-date", 1.0, 40.0, 50, 500)
     links = [ServiceLink("ui", f"http://{HEAD_IP}:8080", "web")]
-    status = ClusterStatus("c", "virtual", [head, worker], 1, 3, workers_desired=1, links=links)
+    status = ClusterStatus("c", "virtual", [head, same, other, old], 1, 3, workers_desired=1, links=links)
     out = status_out(status, "/")
-    assert (out.heartbeat_age, out.cpu_percent, out.memory_used, out.memory_total) == (2.5, 20.0, 400, 2000)
-    assert (out.head_status, out.workers_ready, out.workers_desired) == ("up-to-date", 1, 1)
+    assert (out.heartbeat_age, out.cpu_percent) == (2.5, 25.0)
+    assert (out.memory_used, out.memory_total) == (120 + 300 + 50, 1000 + 2000 + 500)
+    assert (out.head_status, out.workers_ready, out.workers_desired) == ("up-to-date", 3, 1)
     assert out.links[0].proxy_url == "/cloudtik/proxy/c/8080/"
+    assert [n.seq for n in out.nodes] == [1, 2, 3, 4]
+
+
+def test_node_rows_carry_history_and_their_own_uis_through_the_proxy() -> None:
+    config = load_config({"from": "virtual-spark", "cluster_name": "c"})
+    worker = NodeRow(
+        "vn-7",
+        7,
+        "worker",
+        "worker",
+        "127.9.0.7",
+        None,
+        "up-to-date",
+        1.0,
+        5.0,
+        1,
+        2,
+        "m1",
+        cpu_history=(1.0, 5.0),
+        memory_history=(1, 1),
+    )
+    (out,) = status_out(ClusterStatus("c", "virtual", [worker], 0, 1), "/b/", config).nodes
+    assert (out.cpu_history, out.memory_history, out.machine) == ([1.0, 5.0], [1, 1], "m1")
+    (ui,) = out.links
+    assert (ui.url, ui.proxy_url) == ("http://127.9.0.7:8081", "/b/cloudtik/proxy/c/nodes/7/8081/")
 
 
 def test_phase() -> None:
