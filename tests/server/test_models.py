@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import string
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from cloudtik_jupyter.cluster.status import ClusterStatus, NodeRow, ServiceLink
 from cloudtik_jupyter.config import load_config
 from cloudtik_jupyter.errors import ConfigError
 from cloudtik_jupyter.server.capability import Expired, Invalid, ServiceRef, Signer
 from cloudtik_jupyter.server.links import DeclaredPorts, declared_ports
-from cloudtik_jupyter.server.models import link_out, phase_of, status_out
+from cloudtik_jupyter.server.models import (
+    ClusterCard,
+    EventOut,
+    LinkOut,
+    NodeOut,
+    StatusOut,
+    TemplateOut,
+    WorkerTypeOut,
+    WorkspaceOut,
+    link_out,
+    phase_of,
+    status_out,
+)
 
 HEAD_IP = "127.9.0.1"
 
@@ -130,3 +145,36 @@ def test_declared_ports_are_the_runtimes_web_uis_plus_the_users_list() -> None:
     assert bare == DeclaredPorts(frozenset(), frozenset())
     with pytest.raises(ConfigError):
         load_config({"from": "virtual-small", "cluster_name": "c", "proxy": {"allowed_ports": [0]}})
+
+
+API_TS = Path(__file__).resolve().parents[2] / "labextension" / "src" / "api.ts"
+TS_MIRRORS: dict[str, type[BaseModel]] = {
+    "ILink": LinkOut,
+    "INode": NodeOut,
+    "IEvent": EventOut,
+    "IStatus": StatusOut,
+    "ICard": ClusterCard,
+    "IWorkspace": WorkspaceOut,
+    "IWorkerType": WorkerTypeOut,
+    "ITemplate": TemplateOut,
+}
+
+
+def ts_interfaces(source: str) -> dict[str, dict[str, str]]:
+    """``export interface IName { field: type; }`` -> {IName: {field: type}} (the panel's plain shapes)."""
+    found = {}
+    for name, body in re.findall(r"export interface (\w+) \{(.*?)\n\}", source, re.S):
+        fields = re.findall(r"^\s+(\w+): (.+);$", body, re.M)
+        found[name] = dict(fields)
+    return found
+
+
+def test_the_panels_typescript_types_match_the_servers_models() -> None:
+    interfaces = ts_interfaces(API_TS.read_text())
+    for ts_name, model in TS_MIRRORS.items():
+        fields = interfaces[ts_name]
+        schema = model.model_json_schema()
+        assert set(fields) == set(schema["properties"]), f"{ts_name} vs {model.__name__}"
+        for field, prop in schema["properties"].items():
+            nullable = any(option.get("type") == "null" for option in prop.get("anyOf", []))
+            assert fields[field].endswith("| null") == nullable, f"{ts_name}.{field}: {fields[field]}"
