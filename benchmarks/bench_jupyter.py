@@ -3,7 +3,8 @@
 1. `%load_ext cloudtik_jupyter` in fresh kernels (target < 300 ms), and which heavy modules it pulled in.
 2. How long after a change the live view's model update reaches the frontend (target < 1 s):
    a. an event written into the head's state store (a store change, pushed by subscription);
-   b. a worker's process tree killed (an instance dying; noticed from the provider).
+   b. the same while the kernel runs a 10 s cell (the view's relay thread; before it: the whole cell);
+   c. a worker's process tree killed (an instance dying; noticed from the provider).
 Runs a virtual cluster in a private CLOUDTIK_HOME and leaves nothing behind.
 """
 
@@ -66,6 +67,16 @@ def wait_for_update(kc: BlockingKernelClient, model_id: str, accept: Any, timeou
             if content["data"].get("method") == "update" and accept(state):
                 return time.time()
     raise TimeoutError("the view's model did not reflect the change in time")
+
+
+def wait_for_busy(kc: BlockingKernelClient, msg_id: str, timeout: float = 30.0) -> None:
+    """Until cell `msg_id` has started running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+        if msg["msg_type"] == "execute_input" and msg["parent_header"].get("msg_id") == msg_id:
+            return
+    raise TimeoutError("the cell did not start")
 
 
 def drain(kc: BlockingKernelClient) -> None:
@@ -152,6 +163,21 @@ def bench_view_lag(env: dict[str, str], home: Path) -> None:
             seen = wait_for_update(kc, model_id, lambda s, m=mark: any(m in e for e in s.get("events", [])))
             store_lags.append(seen - at)
         row("store change -> view model at the frontend", store_lags, "s", 1.0)
+
+        # The same while a 10 s cell runs: the kernel's loop is blocked for the whole cell.
+        busy_lags = []
+        cell = kc.execute("import time\ntime.sleep(10)")
+        wait_for_busy(kc, cell)
+        started = time.monotonic()
+        i = 0
+        while time.monotonic() - started < 8.5:  # samples spread over the cell, each < 1 s apart
+            mark = f"busy mark {i}"
+            at = asyncio.run(add_store_event("bench", mark))
+            seen = wait_for_update(kc, model_id, lambda s, m=mark: any(m in e for e in s.get("events", [])))
+            busy_lags.append(seen - at)
+            i += 1
+        kc.get_shell_msg(timeout=30)  # the cell's reply
+        row("store change -> frontend, kernel busy (10 s cell)", busy_lags, "s", 1.0)
 
         kill_lags = []
         for _ in range(3):
