@@ -220,6 +220,8 @@ class ServiceHandler(ProxyHandler):
             kept = "; ".join(f"{k}={m.coded_value}" for k, m in jar.items() if not self._jupyter_cookie(k))
             if kept:
                 headers["Cookie"] = kept
+        if self._links:
+            headers["Accept-Encoding"] = "identity"  # a page whose links we rewrite must come uncompressed
         headers["X-Forwarded-Proto"] = self.request.protocol
         headers["X-Forwarded-Host"] = self.request.host
         return headers

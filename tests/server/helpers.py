@@ -133,6 +133,19 @@ class Page(web.RequestHandler):
         self.set_header("Content-Type", "text/html")
         self.write(f'<a id="self" href="http://{ip}:{port}/landed">me</a>')
 
+class SocketPage(web.RequestHandler):  # a service UI that talks to its service over a WebSocket
+    def get(self):
+        self.set_header("Content-Type", "text/html")
+        self.write('''<title>echo</title><div id="out">connecting</div><script>
+const out = document.getElementById("out");
+const socket = new WebSocket(new URL("ws", location.href.replace(/^http/, "ws")));
+socket.onopen = () => socket.send("hello");
+socket.onmessage = e => { out.textContent = e.data; };
+socket.onerror = () => { out.textContent = "websocket error"; };
+let cookies; try { cookies = document.cookie; } catch (e) { cookies = "refused"; }
+document.title = "cookies: " + cookies;
+</script>''')
+
 class Echoes(websocket.WebSocketHandler):
     def check_origin(self, origin): return True
     def on_message(self, message): self.write_message("echo: " + message)
@@ -145,7 +158,7 @@ async def trap(reader, writer):
 
 async def main():
     app = web.Application([(r"/ws", Echoes), (r"/events", Events), (r"/release", Release),
-                           (r"/page", Page), (r"/(absolute-)?redirect", Redirect), (r"/.*", Echo)])
+                           (r"/page", Page), (r"/socket-page", SocketPage), (r"/(absolute-)?redirect", Redirect), (r"/.*", Echo)])
     app.listen(port, address=ip)
     await asyncio.start_server(trap, ip, trap_port)
     with open("echo.ready", "w") as f: f.write("ready")
