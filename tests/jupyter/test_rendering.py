@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudtik_jupyter.cluster.status import ClusterStatus, NodeRow, ServiceLink
+from cloudtik_jupyter.cluster.status import ClusterInfo, ClusterStatus, NodeRow, ServiceLink
 from cloudtik_jupyter.jupyter import links as L
 from cloudtik_jupyter.jupyter import rendering as R
 from cloudtik_jupyter.jupyter.updater import BUSY_AFTER, Inbox
@@ -72,6 +72,8 @@ def test_links_go_through_the_jupyter_server_when_there_is_one(jupyter_server: P
     )
     status = ClusterStatus("c", "virtual", [], 0, 0, links=links)
     assert "/hub/user/me/cloudtik/proxy/c/8080/" in R.status_html(status)
+    info = ClusterInfo("c", "virtual", HEAD_IP, [], links=links)  # what `%cloudtik info` shows
+    assert 'href="/hub/user/me/cloudtik/proxy/c/8080/"' in R.info_html(info)
 
 
 def test_without_a_jupyter_server_links_are_the_raw_addresses(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -148,7 +148,12 @@ document.title = "cookies: " + cookies;
 
 class Echoes(websocket.WebSocketHandler):
     def check_origin(self, origin): return True
-    def on_message(self, message): self.write_message("echo: " + message)
+    def on_message(self, message):
+        if message == "cookie?":  # what the proxy passed on when the socket was opened
+            self.write_message("cookie: " + self.request.headers.get("Cookie", "")
+                               + "; authorization: " + self.request.headers.get("Authorization", ""))
+        else:
+            self.write_message("echo: " + message)
 
 async def trap(reader, writer):
     global hits

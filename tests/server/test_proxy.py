@@ -149,11 +149,18 @@ async def test_posts_streams_and_websockets_go_through(
         assert "data: two" in rest
 
     socket_url = f"ws://127.0.0.1:{jp_http_port}{base}ws"
-    connection = await websocket_connect(HTTPRequest(socket_url, headers={"Origin": "null"}))
+    opening = {
+        "Origin": "null",
+        "Cookie": "mine=1; _xsrf=secret",
+        "Authorization": client.headers["Authorization"],
+    }
+    connection = await websocket_connect(HTTPRequest(socket_url, headers=opening))
     try:
         for text in ("hello", "again"):
             await connection.write_message(text)
             assert await asyncio.wait_for(connection.read_message(), TIMEOUT) == f"echo: {text}"
+        await connection.write_message("cookie?")  # Jupyter's credentials were not passed on
+        assert await asyncio.wait_for(connection.read_message(), TIMEOUT) == "cookie: mine=1; authorization: "
     finally:
         connection.close()
     forged = socket_url.replace(f"/{ECHO_PORT}/", f"/{TRAP_PORT}/")
