@@ -10,6 +10,7 @@ made for this server, never on a 127.0.0.1 port that every local user could conn
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import shutil
 import tempfile
@@ -78,6 +79,7 @@ class NodeForwards:
         """The private directory the sockets live in (short, for AF_UNIX's 108 bytes)."""
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="ctj-fw-"))  # mkdtemp makes it 0700
+            atexit.register(shutil.rmtree, self._dir, True)
         return self._dir
 
     async def socket(self, cluster: Cluster, node: str, remote_port: int) -> Path:

@@ -21,6 +21,7 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
@@ -104,11 +105,15 @@ def shard_index(node_id: str, shard_count: int) -> int:
     return zlib.crc32(node_id.encode()) % shard_count
 
 
-def _client(address: RedisAddress, password: str, timeout: float) -> aioredis.Redis:
+def _client(address: RedisAddress | Path, password: str, timeout: float) -> aioredis.Redis:
     # Few, fast retries: callers (the agent) own the backoff policy when the head is down.
+    where: dict[str, Any] = (
+        {"unix_socket_path": str(address)}
+        if isinstance(address, Path)
+        else {"host": address.host, "port": address.port}
+    )
     return aioredis.Redis(
-        host=address.host,
-        port=address.port,
+        **where,
         password=password,
         decode_responses=True,
         socket_connect_timeout=timeout,
@@ -143,6 +148,13 @@ class StateStore:
         pw = password if password is not None else endpoints.read_password()
         primary = _client(endpoints.primary, pw, timeout)
         return cls(primary, [_client(s, pw, timeout) for s in endpoints.shards], max_events=max_events)
+
+    @classmethod
+    def over_sockets(
+        cls, primary: Path, shards: Sequence[Path], password: str, *, timeout: float = 5.0
+    ) -> StateStore:
+        """Clients for servers reached through Unix sockets (a client's SSH forwards to the head)."""
+        return cls(_client(primary, password, timeout), [_client(s, password, timeout) for s in shards])
 
     async def close(self) -> None:
         for client in {id(c): c for c in [self._primary, *self._shards]}.values():

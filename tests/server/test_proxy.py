@@ -7,7 +7,6 @@ One cluster for the module (its head runs a small tornado echo service on a port
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import stat
 from collections.abc import AsyncIterator, Iterator
@@ -233,14 +232,22 @@ async def test_forwards_are_unix_sockets_only_this_user_can_open(
         connections = psutil.Process().net_connections(kind="inet")
         return {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
 
+    def unix_sockets(prefix: str) -> set[Path]:
+        paths = {Path(c.laddr) for c in psutil.Process().net_connections(kind="unix") if c.laddr}
+        return {p for p in paths if p.parent.name.startswith(prefix)}
+
     before = listening()
     base = await service_address(client, jp_base_url)
-    assert (await client.get(base + "x")).status_code == 200
-    assert listening() == before  # no TCP port was opened for the forward
+    assert (await client.get(base + "x")).status_code == 200  # a forward to the service
+    card = (await client.get(f"{jp_base_url}cloudtik/clusters/{NAME}")).json()  # forwards to the store
+    assert card["status"]["nodes"], card
+    assert listening() == before  # no TCP port was opened for any of them
     forwards = hub_of(jp_serverapp).forwards
     (forward,) = forwards._open.values()
-    assert stat.S_IMODE(os.stat(forwards.directory).st_mode) == 0o700
-    mode = os.stat(forward.path)
-    assert stat.S_ISSOCK(mode.st_mode) and stat.S_IMODE(mode.st_mode) == 0o600
-    assert mode.st_uid == os.getuid()
-    print(json.dumps({"socket": str(forward.path)}))
+    store_sockets = unix_sockets("ctj-rs-")
+    assert len(store_sockets) == 3  # the primary and two shards
+    for path in [forward.path, *store_sockets]:
+        assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+        mode = os.stat(path)
+        assert stat.S_ISSOCK(mode.st_mode) and stat.S_IMODE(mode.st_mode) == 0o600, path
+        assert mode.st_uid == os.getuid()
