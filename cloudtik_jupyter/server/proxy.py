@@ -229,7 +229,8 @@ class ServiceHandler(ProxyHandler):
     def _get_context_path(self, host: str, port: int) -> str:
         # Where the service is seen from: UIs that honour X-Forwarded-Context (Spark) write their absolute
         # links under it; redirects to the service's own root are rewritten under it.
-        return self.request.path[: len(self.request.path) - len(self.path_kwargs.get("path", ""))].rstrip("/")
+        assert self._ref is not None
+        return f"{self.base_url}{self._ref.prefix()}{self.path_kwargs['grant']}"
 
     def _rewrite_location_header(self, location: str, host: str, port: int, proxied_path: str) -> str:
         parts = urlsplit(location)

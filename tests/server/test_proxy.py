@@ -119,6 +119,9 @@ async def test_a_declared_service_is_sandboxed_and_never_sees_jupyters_credentia
         assert login_page.status_code == 302 and "/login" in login_page.headers["Location"]
 
     base = address.removesuffix("some/page?q=1")
+    spaced = (await client.get(base + "a%20b/c")).json()  # an encoded path: same context, same path
+    assert spaced["path"] == "/a%20b/c"
+    assert {k.lower(): v for k, v in spaced["headers"].items()}["x-forwarded-context"] == grant_prefix
     redirect = await client.get(base + "redirect")
     assert redirect.status_code == 302
     assert redirect.headers["Location"] == base + "landed?from=redirect"
