@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from cloudtik_jupyter.cluster.status import ClusterInfo, ClusterStatus, NodeRow, ServiceLink
 from cloudtik_jupyter.jupyter import links as L
@@ -170,3 +173,52 @@ def test_relay_and_owner_together_apply_every_message_once_in_order() -> None:
     for k in range(3):
         mine = [m for m in got if m // 1000 == k]
         assert mine == sorted(mine)  # each poster's messages in the order it posted them
+
+
+class InboxMachine(RuleBasedStateMachine):
+    """Any sequence of posts (from any thread), owner flushes, relay flushes and a close: every message
+    is applied once, in order, and nothing after the close."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.applied: list[int] = []
+        self.inbox: Inbox[int] = Inbox(self.applied.extend)
+        self.posted: list[int] = []
+        self.closed_at: int | None = None
+
+    @rule(n=st.integers(), from_thread=st.booleans())
+    def post(self, n: int, from_thread: bool) -> None:
+        if from_thread:
+            poster = threading.Thread(target=self.inbox.post, args=(n,))
+            poster.start()
+            poster.join(10)
+        else:
+            self.inbox.post(n)
+        if self.closed_at is None:
+            self.posted.append(n)
+
+    @rule()
+    def owner_flush(self) -> None:
+        self.inbox.flush()
+
+    @rule()
+    def relay_flush(self) -> None:
+        relay = threading.Thread(target=self.inbox._apply_pending)
+        relay.start()
+        relay.join(10)
+
+    @rule()
+    def close(self) -> None:
+        self.inbox.close()
+        if self.closed_at is None:
+            self.closed_at = len(self.applied)
+
+    @invariant()
+    def applied_once_in_order(self) -> None:
+        assert self.applied == self.posted[: len(self.applied)]
+        if self.closed_at is not None:
+            assert len(self.applied) == self.closed_at
+
+
+TestInboxSequences = InboxMachine.TestCase
+TestInboxSequences.settings = settings(max_examples=60, stateful_step_count=20, deadline=None)
