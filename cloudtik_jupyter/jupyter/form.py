@@ -70,6 +70,7 @@ class ClusterForm(widgets.VBox):
 
     errors = Dict().tag(sync=True)  # key path -> message, as the config layer reports them
     valid = Bool(False).tag(sync=True)
+    existing = Bool(False).tag(sync=True)  # a cluster of that name exists here: Launch becomes Update
     state = Unicode("editing").tag(sync=True)  # editing | launching | launched | failed
 
     def __init__(self, *, cluster_name: str = "my-cluster", template: str | None = "virtual-small") -> None:
@@ -213,6 +214,7 @@ class ClusterForm(widgets.VBox):
         self.errors = result.errors
         self.valid = result.config is not None
         self._show_errors(values, result.errors)
+        self._show_existing(values.cluster_name if "cluster_name" not in result.errors else "")
         self.preview.value = self._yaml(values)
         self.launch_button.disabled = not self.valid or self.state in ("launching", "launched")
         return self.valid
@@ -236,6 +238,20 @@ class ClusterForm(widgets.VBox):
             shown |= mine.keys()
         rest = [f"{k}: {v}" if k else v for k, v in errors.items() if k not in shown]
         self.general_errors.value = "<br>".join(error_html(line) for line in rest)
+
+    def _show_existing(self, name: str) -> None:
+        """Never reconfigure a cluster silently: an existing name is said, and Launch becomes Update."""
+        from ..cluster.context import record_exists
+
+        self.existing = bool(name) and record_exists(name)
+        if self.existing:
+            self._field_errors["cluster_name"].value = (
+                f'<span style="color:#9a6700">a cluster named <b>{escape(name)}</b> exists on this machine: '
+                "Update applies this config to it</span>"
+            )
+        launched = self.state in ("launching", "launched")
+        self.launch_button.description = "Update" if self.existing and not launched else "Launch"
+        self.launch_button.button_style = "warning" if self.existing else "primary"
 
     @staticmethod
     def _yaml(values: spec.FormValues) -> str:

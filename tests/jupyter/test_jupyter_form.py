@@ -60,6 +60,27 @@ def test_form_validates_as_you_type_and_shows_errors_by_key() -> None:
         form.close()
 
 
+def test_an_existing_clusters_name_is_said_and_launch_becomes_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDTIK_HOME", str(tmp_path))
+    record = tmp_path / "clusters" / "taken" / "cluster.yaml"
+    record.parent.mkdir(parents=True)
+    record.write_text("cluster_name: taken\n")
+    form = ClusterForm(cluster_name="fresh")
+    try:
+        assert not form.existing and form.launch_button.description == "Launch"
+        form.name.value = "taken"
+        assert form.existing and form.valid  # allowed, but never silently
+        assert form.launch_button.description == "Update" and form.launch_button.button_style == "warning"
+        assert "exists on this machine" in form._field_errors["cluster_name"].value
+        form.name.value = "fresh"
+        assert not form.existing and form.launch_button.description == "Launch"
+        assert form._field_errors["cluster_name"].value == ""
+    finally:
+        form.close()
+
+
 @pytest.mark.integration
 async def test_launch_shows_progress_then_the_live_view(cloudtik_home: Path) -> None:
     form = ClusterForm(cluster_name="formed")
