@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from ..api.cluster import Cluster
 
 
+class NoSuchNode(CloudtikError):
+    """The proxy was asked for a node the cluster does not have (now)."""
+
+
 @dataclass(frozen=True)
 class NodeForward:
     cluster: str
@@ -44,10 +48,10 @@ async def _open(cluster: Cluster, node: str, remote_port: int, path: Path) -> No
     nodes = await ctx.nodes()
     head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
     if head is None:
-        raise CloudtikError(f"cluster {cluster.name!r} has no head node (is it up?)")
+        raise NoSuchNode(f"cluster {cluster.name!r} has no head node (is it up?)")
     target = head if node == HEAD else next((n for n in nodes if str(n.seq) == node), None)
     if target is None or (node != HEAD and target.kind != T.KIND_WORKER):
-        raise CloudtikError(f"cluster {cluster.name!r} has no worker with sequence id {node}")
+        raise NoSuchNode(f"cluster {cluster.name!r} has no worker with sequence id {node}")
     # Through the head's connection: the head dials the node's private address itself.
     listener = await ctx.runner.forward_local_path(
         ctx.target(head, None), target.address.internal_ip, remote_port, path

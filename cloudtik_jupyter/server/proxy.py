@@ -25,6 +25,7 @@ from tornado import httputil, web
 from ..config.schema import NAME_PATTERN
 from ..errors import CloudtikError, ClusterNotFound
 from .capability import Expired, Invalid, ServiceRef
+from .forwards import NoSuchNode
 from .handlers import AUTH_RESOURCE
 from .hub import ClusterHub
 from .links import HEAD, proxy_path
@@ -155,6 +156,8 @@ class ServiceHandler(ProxyHandler):
             socket = await self.hub.forwards.socket(cluster, ref.node, ref.port)
             if "html" in self.request.headers.get("Accept", ""):
                 self._links = await self.hub.node_links(cluster, self.base_url)
+        except NoSuchNode as exc:
+            raise web.HTTPError(404, str(exc)) from None
         except CloudtikError as exc:
             raise web.HTTPError(502, f"{ref.cluster}: {exc}") from None
         self.unix_socket = str(socket)
