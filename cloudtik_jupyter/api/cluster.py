@@ -147,33 +147,39 @@ class Cluster:
         desired = launcher.desired_counts(self._ctx, workers, node_type)
         await self._async(launcher.scale(self._ctx, desired, progress=progress, wait=wait, timeout=timeout))
 
+    async def _wait_for_ready(self, timeout: float, progress: ProgressSink) -> ClusterStatus:
+        desired = await launcher.current_desired(self._ctx)
+        await launcher.wait_for_workers(self._ctx, desired, progress=progress, timeout=timeout)
+        return await cluster_status(self._ctx)
+
     def wait_for_ready(
         self, *, timeout: float = 300.0, progress: ProgressSink = ignore_progress
     ) -> ClusterStatus:
         """Wait until every desired worker is up-to-date."""
+        return self._sync(self._wait_for_ready(timeout, progress))
 
-        async def wait() -> ClusterStatus:
-            desired = await launcher.current_desired(self._ctx)
-            await launcher.wait_for_workers(self._ctx, desired, progress=progress, timeout=timeout)
-            return await cluster_status(self._ctx)
+    async def wait_for_ready_async(
+        self, *, timeout: float = 300.0, progress: ProgressSink = ignore_progress
+    ) -> ClusterStatus:
+        return await self._async(self._wait_for_ready(timeout, progress))
 
-        return self._sync(wait())
+    async def _kill_node(self, node: str | None) -> str:
+        if node is None:
+            workers = await self._ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
+            if not workers:
+                raise CloudtikError(f"cluster {self.name!r} has no worker to kill")
+            victim = random.choice(workers)
+        else:
+            (victim,), _ = await self._select(node, False)
+        await asyncio.to_thread(self._ctx.provider.terminate_nodes, [victim.node_id])
+        return victim.node_id
 
     def kill_node(self, node: str | None = None) -> str:
         """Terminate one node through the provider, as a failing instance would (default: a worker)."""
+        return self._sync(self._kill_node(node))
 
-        async def kill() -> str:
-            if node is None:
-                workers = await self._ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
-                if not workers:
-                    raise CloudtikError(f"cluster {self.name!r} has no worker to kill")
-                victim = random.choice(workers)
-            else:
-                (victim,), _ = await self._select(node, False)
-            await asyncio.to_thread(self._ctx.provider.terminate_nodes, [victim.node_id])
-            return victim.node_id
-
-        return self._sync(kill())
+    async def kill_node_async(self, node: str | None = None) -> str:
+        return await self._async(self._kill_node(node))
 
     async def _watch(self, max_interval: float) -> AsyncIterator[ClusterStatus]:
         last: ClusterStatus | None = None
@@ -227,14 +233,23 @@ class Cluster:
         async for event in aio.bridge(self._events(history)):
             yield event
 
-    def head_ip(self) -> str:
-        ip = self.info().head_ip
+    async def _head_ip(self) -> str:
+        ip = (await cluster_info(self._ctx)).head_ip
         if ip is None:
             raise CloudtikError(f"cluster {self.name!r} has no head node (is it up?)")
         return ip
 
+    def head_ip(self) -> str:
+        return self._sync(self._head_ip())
+
+    async def head_ip_async(self) -> str:
+        return await self._async(self._head_ip())
+
     def worker_ips(self) -> builtins.list[str]:
         return self.info().worker_ips
+
+    async def worker_ips_async(self) -> builtins.list[str]:
+        return (await self.info_async()).worker_ips
 
     # -- commands and files ---------------------------------------------------------------------
 
@@ -369,6 +384,16 @@ class Cluster:
         """Upload `job` to the head and submit it to the cluster's runtime (spark-submit for Spark);
         returns its exit status."""
         return self._sync(self._submit(Path(job), args, runtime, on_output))
+
+    async def submit_async(
+        self,
+        job: str | Path,
+        args: Sequence[str] = (),
+        *,
+        runtime: str | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> int:
+        return await self._async(self._submit(Path(job), args, runtime, on_output))
 
     def spark_session(self, app_name: str | None = None, **options: str | int | float | bool) -> Any:
         """A SparkSession whose executors run on the cluster's workers (the client must reach the

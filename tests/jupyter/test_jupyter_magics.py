@@ -66,7 +66,7 @@ def test_help_usage_errors_and_short_messages(
     assert run(shell, "%cloudtik --help") is None
     overview = capsys.readouterr().out
     for command in ("up", "down", "status", "info", "exec", "scale", "upload", "download", "list"):
-        assert f"\n    {command} " in overview
+        assert f"\n  %cloudtik {command} " in overview
 
     run(shell, "%cloudtik up?")  # IPython alone would look for a variable named `up`
     assert "--no-wait" in capsys.readouterr().out
