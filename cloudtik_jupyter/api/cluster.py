@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import random
+import re
 import shlex
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from ..cluster.status import (
     cluster_status,
 )
 from ..cluster.updater import node_env
-from ..config.schema import ClusterConfig
+from ..config.schema import NAME_PATTERN, ClusterConfig
 from ..errors import CloudtikError, ClusterNotFound
 from ..providers import tags as T
 from ..state.records import ChangeKind
@@ -49,6 +50,10 @@ def _resolve(source: ClusterConfig | Mapping[str, Any] | str | Path) -> ClusterC
     if isinstance(source, Mapping) or Path(source).is_file() or Path(source).suffix in (".yaml", ".yml"):
         return load_config(source)
     name = str(source)
+    if not re.fullmatch(NAME_PATTERN, name):  # never a path into (or out of) the state dir
+        raise ClusterNotFound(
+            f"{name!r} is neither a config file nor a cluster name (lowercase letters, digits and '-')"
+        )
     if record_exists(name):
         return load_config(paths.cluster_dir(name) / CONFIG_FILE, check_files=False)
     raise ClusterNotFound(f"no cluster named {name!r} on this machine (see `cloudtik list`)")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import aio, paths
+from ..config.schema import NAME_PATTERN
 from ..config.workspace import WorkspaceConfig, dump_workspace_config, load_workspace_config
 from ..errors import CloudtikError, ConfigError
 from ..providers.base import ResourceStatus, WorkspaceProvider
@@ -56,6 +58,10 @@ def _resolve(source: WorkspaceConfig | Mapping[str, Any] | str | Path) -> Worksp
     if path.is_file() or path.suffix in (".yaml", ".yml"):
         return load_workspace_config(path)
     name = str(source)
+    if not re.fullmatch(NAME_PATTERN, name):  # never a path into (or out of) the state dir
+        raise ConfigError(
+            "", f"{name!r} is neither a config file nor a workspace name (lowercase letters, digits and '-')"
+        )
     if _record(name).is_file():
         return load_workspace_config(_record(name))
     if name == DEFAULT_WORKSPACE:  # the virtual default needs no config at all
