@@ -38,7 +38,8 @@ class _Steps:
     """The provider's step names as progress rows (each ensuring, then done), posted to the cell once
     `bind` says where; the provider calls it from its own thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, phase: str) -> None:
+        self._phase = phase
         self._post: Post | None = None
         self._last: str | None = None
 
@@ -52,7 +53,7 @@ class _Steps:
     def __call__(self, step: str) -> None:
         if self._last is not None:
             self._send("done", self._last)
-        self._send("ensuring", step)
+        self._send(self._phase, step)
         self._last = step
 
     def finish(self) -> None:
@@ -60,11 +61,13 @@ class _Steps:
             self._send("done", self._last)
 
 
-def _workspace(m: CloudtikMagics, body: str | None, token: str | None) -> tuple[Workspace, _Steps]:
+def _workspace(
+    m: CloudtikMagics, body: str | None, token: str | None, phase: str = "ensuring"
+) -> tuple[Workspace, _Steps]:
     """The workspace (a bad config fails here, before any progress shows) and its progress rows."""
     from ..api.workspace import Workspace
 
-    steps = _Steps()
+    steps = _Steps(phase)
     return Workspace(_source(m, body, token), progress=steps), steps
 
 
@@ -105,7 +108,7 @@ def update(
 def delete(
     m: CloudtikMagics, body: str | None, *, workspace: str, yes: bool, force: bool, quiet: bool
 ) -> None:
-    ws, steps = _workspace(m, None, workspace)
+    ws, steps = _workspace(m, None, workspace, "deleting")
 
     async def make_async(post: Post) -> None:
         steps.bind(post)
