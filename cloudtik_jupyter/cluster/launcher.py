@@ -7,6 +7,7 @@ interruption at any phase converges without duplicate nodes.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 
 from .. import paths
@@ -18,7 +19,7 @@ from ..waiting import wait_for
 from .context import ClusterContext, NodeRef
 from .live import fetch_store_credentials
 from .progress import ProgressEvent, ProgressSink, ignore_progress
-from .updater import needs_update, plan_for, update_node
+from .updater import NODE_STATE, needs_update, plan_for, update_node
 
 HEAD_SEQ = 1
 WAIT_FOR_WORKERS_SECONDS = 900.0
@@ -67,6 +68,9 @@ async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progr
         client_key = ctx.dir / CLIENT_KEY_FILE
         paths.write_private(client_key, ctx.public_key() + "\n")
         await update_node(ctx, head, None, progress=progress, node_files={CLIENT_KEY_FILE: client_key})
+        await asyncio.to_thread(
+            ctx.provider.set_node_tags, head.node_id, {T.CONFIG_DIGEST: config_digest(ctx)}
+        )
         head = await ctx.head()
         assert head is not None
         await fetch_store_credentials(ctx, head)
@@ -75,7 +79,25 @@ async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progr
         return head
     progress(ProgressEvent("up-to-date", "already up-to-date", head.node_id, head.kind))
     await fetch_store_credentials(ctx, head)
+    await push_config(ctx, head, progress)
     return head
+
+
+def config_digest(ctx: ClusterContext) -> str:
+    return hashlib.sha256(ctx.config_file.read_bytes()).hexdigest()[:16]
+
+
+async def push_config(ctx: ClusterContext, head: NodeRef, progress: ProgressSink) -> None:
+    """A changed config whose setup is the same (counts, timeouts) needs no setup, but the head's
+    controller must still get it: `up` with new min_workers would otherwise wait for workers forever."""
+    digest = config_digest(ctx)
+    if head.tags.get(T.CONFIG_DIGEST) == digest:
+        return
+    await ctx.runner.upload(ctx.target(head, None), ctx.config_file, f"{NODE_STATE}/cluster.yaml")
+    await asyncio.to_thread(ctx.provider.set_node_tags, head.node_id, {T.CONFIG_DIGEST: digest})
+    store = await ctx.store(head)
+    await store.request_reconcile("cluster config updated")
+    progress(ProgressEvent("config", "cluster config updated on the head", head.node_id, head.kind))
 
 
 async def wait_for_workers(
