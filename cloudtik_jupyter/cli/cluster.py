@@ -114,7 +114,8 @@ def monitor(cluster: str, history: int, timeout: float | None, quiet: bool) -> N
             stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
             click.echo(f"{stamp} {event.kind:<20} {event.message}")
 
-    with contextlib.suppress(asyncio.TimeoutError):  # --timeout: followed long enough
+    # Following ends with --timeout or Ctrl-C: both are how a user stops it, not failures.
+    with contextlib.suppress(asyncio.TimeoutError, KeyboardInterrupt):
         asyncio.run(asyncio.wait_for(follow(), timeout))
 
 

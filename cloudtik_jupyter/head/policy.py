@@ -118,9 +118,10 @@ def decide(
             drop = idle[: len(alive) - lim.min_workers]
             for w in drop:
                 decision.terminate[w.node_id] = f"idle for {w.idle_for / 60:.1f} min"
-            alive = [w for w in alive if w.node_id not in decision.terminate]
-            target = min(target, max(lim.min_workers, len(alive)))
-            decision.desired[node_type] = target
+            if drop:  # lower the request by what was released; a scale-up with none idle stands
+                alive = [w for w in alive if w.node_id not in decision.terminate]
+                target = min(target, max(lim.min_workers, len(alive)))
+                decision.desired[node_type] = target
         if len(alive) < target and node_type not in suspended:
             decision.launch[node_type] = target - len(alive)
         elif len(alive) > target:
