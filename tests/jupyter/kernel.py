@@ -106,7 +106,7 @@ class Kernel:
         presser = threading.Thread(target=press, daemon=True)
         presser.start()
         cell = self.run(code, timeout, on_message=partial.messages.append)
-        presser.join(timeout=10)
+        presser.join(timeout=30)
         if error:
             raise error[0]
         return cell

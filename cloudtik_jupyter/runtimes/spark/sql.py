@@ -72,8 +72,17 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def run_sql(session: SparkSession, text: str, *, max_rows: int | None = DEFAULT_MAX_ROWS) -> SqlResult:
-    """Run every statement of `text`; fetch at most `max_rows` rows of the last (None: all of them)."""
+def run_sql(
+    session: SparkSession,
+    text: str,
+    *,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
+    job_group: str | None = None,
+) -> SqlResult:
+    """Run every statement of `text`; fetch at most `max_rows` rows of the last (None: all of them).
+
+    With `job_group`, its Spark jobs run in that group (on this thread), so `cancel_sql` can stop them.
+    """
     from pyspark.errors import PySparkException
 
     statements = split_statements(text)
@@ -81,6 +90,8 @@ def run_sql(session: SparkSession, text: str, *, max_rows: int | None = DEFAULT_
         raise SqlError("no SQL statement to run")
     started = time.perf_counter()
     frame: Any
+    if job_group is not None:
+        session.sparkContext.setJobGroup(job_group, "cloudtik sql", interruptOnCancel=True)
     try:
         for statement in statements[:-1]:
             session.sql(statement)  # DDL and commands run at once; a SELECT here would be pointless
@@ -96,3 +107,8 @@ def run_sql(session: SparkSession, text: str, *, max_rows: int | None = DEFAULT_
     except PySparkException as exc:
         raise SqlError(_first_line(exc)) from None
     return SqlResult(statements[-1], frame, complete, time.perf_counter() - started, len(statements))
+
+
+def cancel_sql(session: SparkSession, job_group: str) -> None:
+    """Cancel the Spark jobs `run_sql(..., job_group=...)` started (from any thread)."""
+    session.sparkContext.cancelJobGroup(job_group)
