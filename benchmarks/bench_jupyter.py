@@ -5,7 +5,9 @@
    a. an event written into the head's state store (a store change, pushed by subscription);
    b. the same while the kernel runs a 10 s cell (the view's relay thread; before it: the whole cell);
    c. a worker's process tree killed (an instance dying; noticed from the provider).
-Runs a virtual cluster in a private CLOUDTIK_HOME and leaves nothing behind.
+3. `%%cloudtik sql` round trip (cell sent -> reply) vs the same query through `spark_session()` in a cell
+   (`spark.sql(q).toPandas()`, first rows shown): ratio, target <= 1.2. `--no-sql` skips it (a Spark cluster).
+Runs virtual clusters in a private CLOUDTIK_HOME and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -201,6 +203,52 @@ def bench_view_lag(env: dict[str, str], home: Path) -> None:
         km.shutdown_kernel(now=True)
 
 
+SQL_QUERY = "SELECT id % 10 AS k, count(*) AS n, sum(id) AS s FROM range(2000000) GROUP BY 1 ORDER BY 1"
+SQL_SAMPLES = 8
+
+
+def timed(kc: BlockingKernelClient, code: str) -> float:
+    started = time.perf_counter()
+    run(kc, code, timeout=600)
+    return time.perf_counter() - started
+
+
+def bench_sql(env: dict[str, str]) -> None:
+    from cloudtik_jupyter.api import Cluster
+
+    cluster = Cluster(
+        {
+            "from": "virtual-spark",
+            "cluster_name": "benchsql",
+            "available_node_types": {"worker": {"min_workers": 2, "max_workers": 2}},
+        }
+    ).up()
+    km, kc = start_kernel(env)
+    try:
+        run(kc, "%load_ext cloudtik_jupyter")
+        # The direct path's session first: the magic then shares it (one SparkSession per kernel).
+        run(kc, "from cloudtik_jupyter.api import Cluster\nspark = Cluster('benchsql').spark_session()", 600)
+        magic = f"%%cloudtik sql benchsql\n{SQL_QUERY}"
+        direct = f"df = spark.sql({SQL_QUERY!r}).toPandas()\ndf.head(20)"
+        for _ in range(2):  # warm: JIT, code generation, executors
+            timed(kc, magic)
+            timed(kc, direct)
+        magic_times, direct_times = [], []
+        for _ in range(SQL_SAMPLES):  # interleaved, so load changes hit both alike
+            magic_times.append(timed(kc, magic))
+            direct_times.append(timed(kc, direct))
+        row("%%cloudtik sql round trip", magic_times, "s")
+        row("same query via spark_session() in a cell", direct_times, "s")
+        ratio = statistics.median(magic_times) / statistics.median(direct_times)
+        print(
+            f"{'  ratio sql magic / spark_session()':<48} {ratio:8.2f}         target <= 1.2: {'ok' if ratio <= 1.2 else 'MISSED'}"
+        )
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        cluster.down()
+
+
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="ctj-bench-"))
     os.environ["CLOUDTIK_HOME"] = str(home)
@@ -211,6 +259,8 @@ def main() -> None:
     try:
         bench_load_ext(env)
         bench_view_lag(env, home)
+        if "--no-sql" not in sys.argv:
+            bench_sql(env)
     finally:
         teardown_virtual(home)
 
