@@ -77,9 +77,10 @@ def build_parser(
 
     def fill(into: Any, group: str | None) -> None:
         for command in commands(front, group):
-            p = into.add_parser(
-                command.leaf, help=command.help, description=command.description or command.help, **kw
-            )
+            text = command.description or command.help
+            if front == "magic" and command.notebook:
+                text += f"\n\nIn a notebook: {command.notebook}."
+            p = into.add_parser(command.leaf, help=command.help, description=text, **kw)
             add_command(p, command, front)
 
     fill(sub, None)

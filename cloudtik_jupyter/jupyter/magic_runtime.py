@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import keyword
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,7 @@ def sql(
     from ..runtimes.spark.sql import DEFAULT_MAX_ROWS
     from .sql import SqlView, session_for
 
-    if output is not None and not output.isidentifier():
+    if output is not None and (not output.isidentifier() or keyword.iskeyword(output)):
         raise UsageError(f"%cloudtik sql: -o {output!r} is not a Python variable name")
     if limit < 0 or (max_rows is not None and max_rows < 0):
         raise UsageError("%cloudtik sql: --limit and --max-rows take a number >= 0")
