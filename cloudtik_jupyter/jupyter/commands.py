@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import shlex
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from ..grammar.argv import parse
 from ..grammar.table import GROUPS
 
 
-def _overview() -> str:
+@functools.cache
+def overview() -> str:
     """Every command's usage and help, by section (from the grammar)."""
     import textwrap
 
@@ -57,7 +59,6 @@ def _overview() -> str:
 
 
 _BODY = {"yaml": "YAML config", "script": "shell script", "sql": "SQL"}
-OVERVIEW = _overview()
 
 
 class HelpShown(Exception):
@@ -77,7 +78,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return build_grammar_parser("magic", "%cloudtik", description=OVERVIEW, parser_class=_Parser)
+    return build_grammar_parser("magic", "%cloudtik", description=overview(), parser_class=_Parser)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def parse_line(parser: argparse.ArgumentParser, line: str) -> ParsedLine:
     if not words:
         raise UsageError("%cloudtik: missing COMMAND (try %cloudtik --help)")
     if words[0] in ("-h", "--help"):
-        print(OVERVIEW, end="")
+        print(overview(), end="")
         raise HelpShown()
     try:
         parsed = parse(parser, words, "magic")

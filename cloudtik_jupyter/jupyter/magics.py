@@ -7,6 +7,7 @@ The commands themselves are in magic_<section>.py (see dispatch.py).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import re
 from collections.abc import Callable, Coroutine
@@ -20,7 +21,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from ..errors import CloudtikError
 from . import dispatch, formatters
 from .cell_errors import CellError
-from .commands import OVERVIEW, HelpShown, build_parser, parse_line
+from .commands import HelpShown, build_parser, parse_line
 from .foreground import Foreground
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def describe_error(exc: CloudtikError) -> str:
 class CloudtikMagics(Magics):
     def __init__(self, shell: InteractiveShell) -> None:
         super().__init__(shell)
-        self._parser = build_parser()
+        self._parser: argparse.ArgumentParser | None = None  # built on first use: %load_ext stays light
         self._clusters: dict[str, Cluster] = {}  # by name: reuse SSH connections between cells
         self._background: set[Future[Any]] = set()
         self.spark: SqlSession | None = None  # `%%cloudtik sql`: one session per kernel
@@ -63,6 +64,8 @@ class CloudtikMagics(Magics):
     @line_cell_magic
     def cloudtik(self, line: str, cell: str | None = None) -> object:
         try:
+            if self._parser is None:
+                self._parser = build_parser()
             parsed = parse_line(self._parser, line)
         except HelpShown:
             return None
@@ -75,7 +78,8 @@ class CloudtikMagics(Magics):
                 raise
             raise CellError(describe_error(exc)) from None
 
-    cloudtik.__doc__ = OVERVIEW
+    cloudtik.__doc__ = """Clusters and workspaces from a notebook: every `cloudtik` command, with the same arguments
+        (`%cloudtik --help` lists them; `%cloudtik COMMAND?` describes one)."""
 
     def close(self) -> None:
         """Close the SSH connections of the clusters used here and the SQL session (clusters keep running)."""
