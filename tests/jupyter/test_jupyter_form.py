@@ -116,13 +116,13 @@ async def test_an_existing_name_warns_and_offers_update_instead(cloudtik_home: P
         assert not second.existing and second.launch_button.description == "Launch"
         second.name.value = "taken"
         assert second.existing and second.valid
-        assert "exists on this machine" in second.name_warning.value
+        assert "exists on this machine" in second._field_errors["cluster_name"].value
         assert (second.launch_button.description, second.launch_button.button_style) == ("Update", "warning")
         second.launch()  # launching a new cluster under a taken name is refused ...
         assert second.state == "editing" and "use Update" in second.general_errors.value
         assert len(node_records(cloudtik_home, "taken")) == 2  # ... and nothing changed
         second.name.value = "fresh"
-        assert not second.existing and second.name_warning.value == ""
+        assert not second.existing and second._field_errors["cluster_name"].value == ""
         assert second.launch_button.description == "Launch"
 
         # Back to the taken name: Update reconfigures the cluster, on purpose this time.
