@@ -32,6 +32,7 @@ from ..config.schema import NAME_PATTERN, ClusterConfig
 from ..errors import CloudtikError, ClusterNotFound
 from ..providers import tags as T
 from ..state.records import ChangeKind
+from .runtimes import RuntimeHelpers
 
 if TYPE_CHECKING:
     from ..ssh.runner import CommandResult
@@ -59,7 +60,7 @@ def _resolve(source: ClusterConfig | Mapping[str, Any] | str | Path) -> ClusterC
     raise ClusterNotFound(f"no cluster named {name!r} on this machine (see `cloudtik list`)")
 
 
-class Cluster:
+class Cluster(RuntimeHelpers):
     """A cluster from a config (path, dict or model) or the name of one known on this machine."""
 
     def __init__(self, source: ClusterConfig | Mapping[str, Any] | str | Path) -> None:

@@ -7,11 +7,12 @@ interruption at any phase converges without duplicate nodes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import shutil
 
 from .. import paths
-from ..errors import ConfigError
+from ..errors import CloudtikError, ConfigError
 from ..providers import tags as T
 from ..providers.base import NodeSpec
 from ..providers.tags import NodeStatus
@@ -179,9 +180,20 @@ async def down(ctx: ClusterContext, *, progress: ProgressSink = ignore_progress)
     if leftovers:
         await asyncio.to_thread(ctx.provider.terminate_nodes, [n.node_id for n in leftovers])
         terminated += len(leftovers)
+    await asyncio.to_thread(_withdraw_services, ctx)
     shutil.rmtree(ctx.dir, ignore_errors=True)
     progress(ProgressEvent("terminate", "cluster is down"))
     return terminated
+
+
+def _withdraw_services(ctx: ClusterContext) -> None:
+    """Other clusters of the workspace must not find this one's services any more."""
+    if not ctx.config.runtime.types:
+        return
+    from ..discovery.registry import withdraw
+
+    with contextlib.suppress(CloudtikError):  # no registry on this provider: nothing was published
+        withdraw(ctx.config)
 
 
 def desired_counts(ctx: ClusterContext, workers: int, node_type: str | None) -> dict[str, int]:

@@ -87,7 +87,7 @@ def head_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> tup
 
 
 def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> list[ServiceSpec]:
-    from ..runtimes import enabled_runtimes
+    from ..runtimes import enabled_runtimes, runtime_environment
     from ..runtimes.base import NodeInfo
 
     resources = config.available_node_types[node.node_type].resources if node.node_type else {}
@@ -101,7 +101,9 @@ def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> 
         runtime_dir=state / RUNTIME_DIR,
         resources=resources,
     )
-    return [s for runtime, cfg in enabled_runtimes(config) for s in runtime.services(cfg, info)]
+    specs = [s for runtime, cfg in enabled_runtimes(config) for s in runtime.services(cfg, info)]
+    env = runtime_environment(config, node.head_ip) if specs else {}
+    return [s.model_copy(update={"env": {**env, **s.env}}) if env else s for s in specs]
 
 
 def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> AgentConfig:
@@ -199,13 +201,26 @@ def start(state: Path) -> None:
     config_path = state / AGENT_CONFIG_FILE
     text = wanted.model_dump_json(indent=2, exclude_defaults=True)
     pid = agent_pid(wanted.run_dir)
-    if pid is not None:
-        if config_path.exists() and config_path.read_text() == text:
-            return  # same services, agent running: nothing to do
-        asyncio.run(stop_agent(wanted.run_dir, pid))
-    paths.write_private(config_path, text)
-    fork_agent(wanted)
-    asyncio.run(wait_until_ready(wanted))
+    if pid is not None and config_path.exists() and config_path.read_text() == text:
+        pass  # same services, agent running: nothing to do
+    else:
+        if pid is not None:
+            asyncio.run(stop_agent(wanted.run_dir, pid))
+        paths.write_private(config_path, text)
+        fork_agent(wanted)
+        asyncio.run(wait_until_ready(wanted))
+    if node.kind == T.KIND_HEAD and config.runtime.types:
+        publish_services(config, node.ip)
+
+
+def publish_services(config: ClusterConfig, head_ip: str) -> None:
+    """Tell the workspace where this head's services are (again: a replaced head has a new address)."""
+    from ..discovery.registry import publish
+
+    try:
+        publish(config, head_ip)
+    except CloudtikError as exc:  # other clusters can't discover this one; it still works
+        print(f"warning: services not published to the workspace: {exc}", file=sys.stderr)
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from ...cluster.status import ServiceLink
 from ...node.config import ServiceSpec
 from ...providers import tags as T
-from ..base import NodeInfo
+from ..base import NodeInfo, PublishedEndpoint
 from . import daemons
 from .config import SparkConfig, parse_spark_config
 from .prepare import MODULE as PREPARE_MODULE
@@ -86,6 +86,21 @@ class SparkRuntime:
 
     def worker_links(self, config: BaseModel, worker_ip: str) -> list[ServiceLink]:
         return [ServiceLink("Spark worker UI", f"http://{worker_ip}:{_spark(config).worker_ui_port}", "web")]
+
+    def environment(self, config: BaseModel, head_ip: str) -> dict[str, str]:
+        return {}
+
+    def ports(self, config: BaseModel, kind: str) -> dict[str, int]:
+        spark = _spark(config)
+        if kind == T.KIND_HEAD:
+            ports = {"master_port": spark.master_port, "master_ui_port": spark.master_ui_port}
+            return ports | ({"history_ui_port": spark.history_ui_port} if spark.history_server else {})
+        worker = {"worker_ui_port": spark.worker_ui_port}
+        return worker | ({"worker_port": spark.worker_port} if spark.worker_port else {})
+
+    def published(self, config: BaseModel, head_ip: str) -> list[PublishedEndpoint]:
+        spark = _spark(config)
+        return [PublishedEndpoint("spark-master", "spark-master", spark.master_port, "spark")]
 
     def submit_argv(
         self,
