@@ -7,18 +7,22 @@ the package's private loop) and an ``*_async`` twin.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import aio, paths
 from ..config.schema import NAME_PATTERN
 from ..config.workspace import WorkspaceConfig, dump_workspace_config, load_workspace_config
 from ..errors import CloudtikError, ConfigError
 from ..providers.base import ResourceStatus, WorkspaceProvider
+
+if TYPE_CHECKING:
+    from ..discovery import ClusterServices
 
 RECORD_FILE = "workspace.yaml"
 DEFAULT_WORKSPACE = "default"
@@ -209,6 +213,16 @@ class Workspace:
 
     def info(self) -> dict[str, str]:
         return aio.run(self.info_async())
+
+    def services(self) -> builtins.list[ClusterServices]:
+        """What the workspace's clusters publish (discovery): per cluster, name/kind/address/port/protocol."""
+        return aio.run(self.services_async())
+
+    async def services_async(self) -> builtins.list[ClusterServices]:
+        from ..discovery import DiscoveryScope, registry_for
+
+        scope = DiscoveryScope(self.name, self.config.provider)
+        return await asyncio.to_thread(lambda: registry_for(scope).list())
 
     async def info_async(self) -> dict[str, str]:
         return await asyncio.to_thread(self.provider.info)

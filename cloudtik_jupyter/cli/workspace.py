@@ -108,8 +108,18 @@ def status(workspace: str, quiet: bool) -> None:
 
 @handles("workspace info")
 def info(workspace: str, quiet: bool) -> None:
-    for key, value in _workspace(workspace, _console(), quiet).info().items():
+    ws = _workspace(workspace, _console(), quiet)
+    for key, value in ws.info().items():
         click.echo(f"{key + ':':<26}{value}")
+    try:
+        published = ws.services()
+    except CloudtikError as exc:  # no registry on this provider (yet)
+        click.echo(f"{'services:':<26}- ({exc})")
+        return
+    click.echo(f"{'services:':<26}{'-' if not any(d.services for d in published) else ''}")
+    for doc in published:
+        for s in doc.services:
+            click.echo(f"  {doc.cluster:<14}{s.name:<18}{s.kind:<18}{s.url}")
 
 
 @handles("workspace list")

@@ -102,7 +102,9 @@ def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> 
         resources=resources,
     )
     specs = [s for runtime, cfg in enabled_runtimes(config) for s in runtime.services(cfg, info)]
-    env = runtime_environment(config, node.head_ip) if specs else {}
+    # Resolved on every node start, with or without services here: a consumed cluster that publishes
+    # nothing fails setup, naming the key.
+    env = runtime_environment(config, node.head_ip) if config.runtime.types else {}
     return [s.model_copy(update={"env": {**env, **s.env}}) if env else s for s in specs]
 
 
