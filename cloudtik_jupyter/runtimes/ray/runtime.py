@@ -96,9 +96,19 @@ class RayRuntime:
             name = "ray-worker"
         # The raylet is the last process `ray start` starts (after the GCS and dashboard on the head).
         health = HealthCheck(host=ip, port=ray.node_manager_port, timeout=HEALTH_TIMEOUT)
-        # Its session directory is private to this node's user; Ray creates what is inside.
-        wrapped = ["/bin/sh", "-c", 'umask 077 && mkdir -p -- "$1" && shift && exec "$@"', "ray", str(session)]
-        return [ServiceSpec(name=name, argv=[*wrapped, *argv], env=dict(QUIET), health=health, stop_timeout=30.0)]
+        # A fresh session directory per start, private to this node's user (a restart leaves no old
+        # sessions behind); Ray creates what is inside.
+        script = 'rm -rf -- "$1" && umask 077 && mkdir -p -- "$1" && shift && exec "$@"'
+        return [
+            ServiceSpec(
+                name=name,
+                argv=["/bin/sh", "-c", script, "ray", str(session), *argv],
+                env=dict(QUIET),
+                health=health,
+                stop_timeout=30.0,
+                max_restarts=10,  # Ray gives a node 30 s to register; a loaded machine can miss that
+            )
+        ]
 
     def environment(self, config: BaseModel, head_ip: str) -> dict[str, str]:
         return dict(QUIET)
