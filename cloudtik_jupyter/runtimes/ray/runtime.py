@@ -122,6 +122,9 @@ class RayRuntime:
         links.append(ServiceLink("Ray GCS", gcs_address(ray, head_ip), "endpoint"))
         return links
 
+    def worker_links(self, config: BaseModel, worker_ip: str) -> list[ServiceLink]:
+        return []  # the head's dashboard shows every node
+
     def ports(self, config: BaseModel, kind: str) -> dict[str, int]:
         ray = _ray(config)
         node = {"node_manager_port": ray.node_manager_port, "object_manager_port": ray.object_manager_port}
