@@ -109,7 +109,7 @@ class S3Registry:
         return found
 
 
-def _aws_registry(scope: DiscoveryScope) -> S3Registry:
+def aws_registry(scope: DiscoveryScope) -> S3Registry:
     from ..providers.aws.clients import aws_errors, make_clients
     from ..providers.aws.naming import WorkspaceNames
 
@@ -125,7 +125,7 @@ def registry_for(scope: DiscoveryScope) -> Registry:
     if kind == "virtual":
         return FileRegistry(paths.workspaces_dir() / scope.workspace / SERVICES_DIR)
     if kind == "aws":
-        return _aws_registry(scope)
+        return aws_registry(scope)
     raise CloudtikError(f"service discovery is not available on {kind} yet (virtual and aws have it)")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cloudtik_jupyter.config.schema import AwsProviderConfig
@@ -44,3 +46,24 @@ def test_publish_list_withdraw_in_the_workspace_bucket(aws: MotoAws) -> None:
     assert [d.cluster for d in registry.list()] == ["other"]
     keys = [o["Key"] for o in clients.s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert f"{OBJECT_PREFIX}tracking.json" not in keys
+
+
+def test_mlflow_artifacts_default_to_the_workspace_bucket(aws: MotoAws, tmp_path: Path) -> None:
+    from cloudtik_jupyter.config import load_config
+    from cloudtik_jupyter.runtimes import enabled_runtimes
+    from cloudtik_jupyter.runtimes.mlflow.runtime import default_artifacts
+
+    config = load_config(
+        {
+            "cluster_name": "c",
+            "workspace_name": "ws",
+            "provider": {"type": "aws", "region": aws.region, "endpoint_url": aws.endpoint},
+            "head_node_type": "head",
+            "available_node_types": {"head": {}},
+            "runtime": {"types": ["mlflow"]},
+        }
+    )
+    ((_, mlflow),) = enabled_runtimes(config)
+    account = aws.clients().sts.get_caller_identity()["Account"]
+    bucket = WorkspaceNames("ws").bucket(account, aws.region)
+    assert default_artifacts(mlflow, tmp_path) == f"s3://{bucket}/mlflow-artifacts"  # type: ignore[arg-type]

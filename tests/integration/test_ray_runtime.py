@@ -45,7 +45,7 @@ SEARCH = {
 }
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "RAY_USAGE_STATS_ENABLED": "0"}
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]  # Ray starts slowly on 2 cores
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,15 @@ def clusters(home: Path) -> Iterator[tuple[Cluster, Cluster]]:
     search = Cluster(SEARCH)
     try:
         search.up()
+        info = search.info()
+        # Every node's raylet has registered (on a loaded machine Ray may restart a node once first).
+        wait_for_sync(
+            lambda: alive_ray_nodes(search) == {info.head_ip, *info.worker_ips},
+            timeout=300,
+            what="3 alive Ray nodes",
+            interval=1.0,
+            max_interval=2.0,
+        )
         yield tracking, search
     finally:
         for cluster in (search, tracking):

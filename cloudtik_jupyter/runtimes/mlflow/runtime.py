@@ -55,10 +55,10 @@ def default_artifacts(config: MlflowConfig, runtime_dir: Path) -> str:
     if config.artifacts:
         return config.artifacts
     if config.scope.provider.type == "aws":
-        from ...discovery.registry import _aws_registry
+        from ...discovery.registry import aws_registry
 
         try:
-            return f"s3://{_aws_registry(config.scope).bucket}/mlflow-artifacts"
+            return f"s3://{aws_registry(config.scope).bucket}/mlflow-artifacts"
         except CloudtikError as exc:
             log.warning("no workspace bucket for MLflow artifacts (%s); using the head's disk", exc)
     return str(runtime_dir / "mlflow" / "artifacts")
