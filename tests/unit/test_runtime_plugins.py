@@ -62,6 +62,9 @@ def test_daemons_bind_the_node_address_and_take_its_resources(tmp_path: Path) ->
     assert ray_worker[ray_worker.index("--address") + 1] == "127.60.0.1:6379"
     assert ray_worker[ray_worker.index("--num-cpus") + 1] == "3"
     assert ray_worker[ray_worker.index("--memory") + 1] == str(3 * 2**30)
+    # A raylet's own ports stay random unless configured: Ray binds them on every interface, and nodes of
+    # `virtual` share one machine.
+    assert "--node-manager-port" not in ray_worker and "--object-manager-port" not in ray_worker
 
 
 def test_overrides_win_over_node_resources(tmp_path: Path) -> None:

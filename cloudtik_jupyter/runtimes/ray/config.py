@@ -21,9 +21,10 @@ class RayConfig(BaseModel):
     dashboard: bool = True
     dashboard_port: Port = 8265
     client_port: Port = 10001  # Ray Client: ``ray.init("ray://head:10001")`` from a notebook
-    # Fixed on every node, so the agent can check a raylet's health and a firewall can name them.
-    node_manager_port: Port = 6385
-    object_manager_port: Port = 6386
+    # A raylet's ports; None: random. Ray binds them on every interface, so nodes sharing a machine (virtual)
+    # must not fix them; on a cloud, fixing them lets a firewall name them.
+    node_manager_port: Port | None = None
+    object_manager_port: Port | None = None
     # Tasks run on the workers; the head only coordinates unless this gives it CPUs.
     head_cpus: int = Field(default=0, ge=0, le=1024)
     # A worker offers the node's resources (CPU, memory); these override them.

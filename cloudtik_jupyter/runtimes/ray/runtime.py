@@ -76,10 +76,12 @@ class RayRuntime:
         argv = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats",
             "--node-ip-address", ip, "--temp-dir", str(session),
-            "--node-manager-port", str(ray.node_manager_port),
-            "--object-manager-port", str(ray.object_manager_port),
             "--object-store-memory", str(ray.object_store_memory * 2**20),
         ]  # fmt: skip
+        if ray.node_manager_port:
+            argv += ["--node-manager-port", str(ray.node_manager_port)]
+        if ray.object_manager_port:
+            argv += ["--object-manager-port", str(ray.object_manager_port)]
         if node.kind == T.KIND_HEAD:
             argv += ["--head", "--port", str(ray.gcs_port), "--ray-client-server-port", str(ray.client_port)]
             argv += ["--num-cpus", str(ray.head_cpus)]
@@ -94,8 +96,9 @@ class RayRuntime:
             argv += ["--address", gcs_address(ray, node.head_ip), "--num-cpus", str(cpus)]
             argv += ["--memory", str(memory)] if memory else []
             name = "ray-worker"
-        # The raylet is the last process `ray start` starts (after the GCS and dashboard on the head).
-        health = HealthCheck(host=ip, port=ray.node_manager_port, timeout=HEALTH_TIMEOUT)
+        # The head: its client server listens on the head's own address once the GCS is up. A worker: `ray
+        # start --block` exits (and the agent restarts it) when its raylet fails to join.
+        health = HealthCheck(host=ip, port=ray.client_port, timeout=HEALTH_TIMEOUT) if node.kind == T.KIND_HEAD else None
         # A fresh session directory per start, private to this node's user (a restart leaves no old
         # sessions behind); Ray creates what is inside.
         script = 'rm -rf -- "$1" && umask 077 && mkdir -p -- "$1" && shift && exec "$@"'
@@ -127,7 +130,8 @@ class RayRuntime:
 
     def ports(self, config: BaseModel, kind: str) -> dict[str, int]:
         ray = _ray(config)
-        node = {"node_manager_port": ray.node_manager_port, "object_manager_port": ray.object_manager_port}
+        fixed = {"node_manager_port": ray.node_manager_port, "object_manager_port": ray.object_manager_port}
+        node = {key: port for key, port in fixed.items() if port}
         if kind != T.KIND_HEAD:
             return node
         head = {"gcs_port": ray.gcs_port, "client_port": ray.client_port, **node}
