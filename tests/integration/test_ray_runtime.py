@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,10 @@ def clusters(home: Path) -> Iterator[tuple[Cluster, Cluster]]:
         info = search.info()
         # Every node's raylet has registered (on a loaded machine Ray may restart a node once first).
         wait_for_sync(
-            lambda: alive_ray_nodes(search) == {info.head_ip, *info.worker_ips},
+            lambda: set(alive_ray_nodes(search)) == {info.head_ip, *info.worker_ips},
             timeout=300,
             what="3 alive Ray nodes",
-            interval=1.0,
+            interval=0.5,
             max_interval=2.0,
         )
         yield tracking, search
@@ -97,12 +98,15 @@ def cli(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedPro
     )
 
 
-def alive_ray_nodes(search: Cluster) -> set[str]:
-    """Addresses of the alive Ray nodes, asked by a driver on the head."""
-    script = "import ray, json; ray.init(); print('NODES', json.dumps(sorted(n['NodeManagerAddress'] for n in ray.nodes() if n['Alive'])))"
-    (result,) = search.exec(f'RAY_ADDRESS=$CLOUDTIK_HEAD_IP:6379 python3 -c "{script}"')
-    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("NODES ")), None)
-    return set(json.loads(line[6:])) if line else set()
+def alive_ray_nodes(search: Cluster) -> dict[str, str]:
+    """Address -> Ray node id of the alive Ray nodes, from the dashboard's state API (cheap: no driver)."""
+    dashboard = next(link.url for link in search.info().links if link.name == "Ray dashboard")
+    try:
+        with urllib.request.urlopen(f"{dashboard}/api/v0/nodes", timeout=10) as r:
+            nodes = json.load(r)["data"]["result"]["result"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {n["node_ip"]: n["node_id"] for n in nodes if n["state"] == "ALIVE"}
 
 
 def mlflow_runs(uri: str) -> list[Any]:
@@ -139,7 +143,7 @@ def test_ray_links_and_cli_submit_with_runs_landing_on_the_tracking_cluster(
     result = cli(home, "submit", "--runtime", "ray", "ray-search", str(job))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "NODES 3" in result.stdout
-    assert alive_ray_nodes(search) == {info.head_ip, *info.worker_ips}
+    assert set(alive_ray_nodes(search)) == {info.head_ip, *info.worker_ips}
     runs = [r for r in mlflow_runs(tracking.mlflow_tracking_uri()) if r.info.run_name.startswith("ray-")]
     assert len(runs) == 4 and {r.data.params["node"] for r in runs} <= set(info.worker_ips)
 
@@ -147,6 +151,7 @@ def test_ray_links_and_cli_submit_with_runs_landing_on_the_tracking_cluster(
 def test_killed_ray_worker_is_restarted_by_the_agent_and_rejoins(clusters: tuple[Cluster, Cluster], home: Path) -> None:
     _, search = clusters
     worker = search.status().workers[0]
+    ray_node = alive_ray_nodes(search)[worker.internal_ip]
     (reply,) = search.exec(
         "python3 -m cloudtik_jupyter.node.agent ctl ~/.cloudtik/node/agent status", node=worker.node_id, check=True
     )
@@ -162,8 +167,11 @@ def test_killed_ray_worker_is_restarted_by_the_agent_and_rejoins(clusters: tuple
         return bool(row) and row[2] == "running" and row[1] != pid
 
     wait_for_sync(back, timeout=240, what="the agent to restart the Ray worker")
+    # A new Ray node (new id) on the same worker joins the cluster.
     wait_for_sync(
-        lambda: worker.internal_ip in alive_ray_nodes(search), timeout=240, what="the restarted Ray worker to rejoin"
+        lambda: alive_ray_nodes(search).get(worker.internal_ip) not in (None, ray_node),
+        timeout=240,
+        what="the restarted Ray worker to rejoin",
     )
 
 
