@@ -74,7 +74,7 @@ def clusters(home: Path) -> Iterator[tuple[Cluster, Cluster]]:
         # Every node's raylet has registered (on a loaded machine Ray may restart a node once first).
         wait_for_sync(
             lambda: set(alive_ray_nodes(search)) == {info.head_ip, *info.worker_ips},
-            timeout=300,
+            timeout=480,  # a raylet that misses Ray's 30 s registration window is restarted by its agent
             what="3 alive Ray nodes",
             interval=0.5,
             max_interval=2.0,
