@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,13 @@ class S3Registry:
         return found
 
 
+@functools.lru_cache(maxsize=16)
 def aws_registry(scope: DiscoveryScope) -> S3Registry:
+    """Made once per scope: views look a consumed service up on every refresh."""
+    return _aws_registry(scope)
+
+
+def _aws_registry(scope: DiscoveryScope) -> S3Registry:
     from ..providers.aws.clients import aws_errors, make_clients
     from ..providers.aws.naming import WorkspaceNames
 

@@ -103,3 +103,16 @@ def test_consumer_runs_no_server_and_its_uri_comes_from_the_registry(
 
     publish(cluster(["mlflow"]).model_copy(update={"cluster_name": "tracking"}), "127.61.0.1")  # type: ignore[attr-defined]
     assert runtime_environment(config, "127.60.0.1")["MLFLOW_TRACKING_URI"] == "http://127.61.0.1:5000"  # type: ignore[arg-type]
+
+
+def test_the_proxy_may_reach_each_runtimes_web_ui_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudtik_jupyter.server.links import declared_ports
+
+    ports = declared_ports(cluster(["dask", "mlflow", "ray"]))  # type: ignore[arg-type]
+    assert ports.head == {8787, 5000, 8265} and ports.worker == set()
+    # A consumer of another cluster's MLflow declares nothing of its own (that UI is the provider's).
+    monkeypatch.setenv("CLOUDTIK_HOME", str(tmp_path))
+    from cloudtik_jupyter.discovery.registry import publish
+
+    publish(cluster(["mlflow"]).model_copy(update={"cluster_name": "tracking"}), "127.61.0.1")  # type: ignore[attr-defined]
+    assert declared_ports(cluster(["mlflow"], mlflow={"from_cluster": "tracking"})).head == set()  # type: ignore[arg-type]

@@ -118,8 +118,9 @@ class MlflowRuntime:
             uri = tracking_uri(mlflow, head_ip)
         except CloudtikError:
             return []  # the provider cluster is down: nothing to link to
-        name = f"MLflow UI ({mlflow.from_cluster})" if mlflow.from_cluster else "MLflow UI"
-        return [ServiceLink(name, uri, "web"), ServiceLink("MLflow tracking", uri, "endpoint")]
+        if mlflow.from_cluster:  # its UI is the provider cluster's (linked, and proxied, there)
+            return [ServiceLink("MLflow tracking", uri, "endpoint")]
+        return [ServiceLink("MLflow UI", uri, "web"), ServiceLink("MLflow tracking", uri, "endpoint")]
 
     def worker_links(self, config: BaseModel, worker_ip: str) -> list[ServiceLink]:
         return []  # MLflow runs nothing on the workers
