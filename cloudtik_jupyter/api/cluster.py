@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import random
-import re
 import shlex
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import aio, paths
 from ..cluster import launcher
-from ..cluster.context import CONFIG_FILE, ClusterContext, NodeRef, record_exists
+from ..cluster.context import CONFIG_FILE, ClusterContext, NodeRef, load_record, record_exists
 from ..cluster.progress import ProgressSink, ignore_progress
 from ..cluster.status import (
     ClusterEvent,
@@ -28,8 +27,8 @@ from ..cluster.status import (
     cluster_status,
 )
 from ..cluster.updater import node_env
-from ..config.schema import NAME_PATTERN, ClusterConfig
-from ..errors import CloudtikError, ClusterNotFound
+from ..config.schema import ClusterConfig
+from ..errors import CloudtikError, ClusterNotFound, ConfigError
 from ..providers import tags as T
 from ..state.records import ChangeKind
 from .runtimes import RuntimeHelpers
@@ -42,21 +41,22 @@ EXEC_CONCURRENCY = 32
 OutputCallback = Callable[[str, str, str], None]  # (node_id, stream, line)
 
 
-def _resolve(source: ClusterConfig | Mapping[str, Any] | str | Path) -> ClusterConfig:
-    """A model as is; a mapping or a config file is loaded; any other string names a known cluster."""
+def _resolve(source: ClusterConfig | Mapping[str, Any] | str | Path) -> tuple[ClusterConfig, str | None]:
+    """A model as is; a mapping or a config file is loaded; any other string names a known cluster
+    (with the reason its record no longer loads as is, if it doesn't: see `load_record`)."""
     from ..config import load_config
 
     if isinstance(source, ClusterConfig):
-        return source
+        return source, None
     if isinstance(source, Mapping) or Path(source).is_file() or Path(source).suffix in (".yaml", ".yml"):
-        return load_config(source)
+        return load_config(source), None
     name = str(source)
-    if not re.fullmatch(NAME_PATTERN, name):  # never a path into (or out of) the state dir
+    if not paths.is_name(name):
         raise ClusterNotFound(
-            f"{name!r} is neither a config file nor a cluster name (lowercase letters, digits and '-')"
+            f"{name[:60]!r} is neither a config file (.yaml) nor the name of a cluster on this machine"
         )
     if record_exists(name):
-        return load_config(paths.cluster_dir(name) / CONFIG_FILE, check_files=False)
+        return load_record(name)
     raise ClusterNotFound(f"no cluster named {name!r} on this machine (see `cloudtik list`)")
 
 
@@ -64,7 +64,7 @@ class Cluster(RuntimeHelpers):
     """A cluster from a config (path, dict or model) or the name of one known on this machine."""
 
     def __init__(self, source: ClusterConfig | Mapping[str, Any] | str | Path) -> None:
-        self.config = _resolve(source)
+        self.config, self._record_problem = _resolve(source)
         self._ctx = ClusterContext(self.config)
 
     def __repr__(self) -> str:
@@ -77,15 +77,15 @@ class Cluster(RuntimeHelpers):
     @classmethod
     def list(cls) -> builtins.list[ClusterSummary]:
         """Clusters known on this machine, whoever made them (CLI, notebook or Python)."""
-        from ..config import load_config
-
         found = []
         root = paths.clusters_dir()
         for record in sorted(root.glob(f"*/{CONFIG_FILE}")) if root.exists() else []:
+            if not paths.is_name(record.parent.name):
+                continue  # not made by cloudtik
             try:
-                config = load_config(record, check_files=False)
+                config, _ = load_record(record.parent.name)
             except CloudtikError:
-                continue  # a record from another version; not ours to judge here
+                continue  # a record no version of cloudtik could read
             found.append(ClusterSummary(config.cluster_name, config.provider.type, config.workspace_name))
         return found
 
@@ -99,13 +99,23 @@ class Cluster(RuntimeHelpers):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def _check_record(self) -> None:
+        if self._record_problem:
+            raise ConfigError(
+                "",
+                f"the record of cluster {self.name!r} no longer loads ({self._record_problem}); "
+                f"run up with its config file, or take it down: cloudtik down {self.name}",
+            )
+
     def up(self, *, progress: ProgressSink = ignore_progress, with_workers: bool = True) -> Cluster:
+        self._check_record()
         self._sync(launcher.up(self._ctx, progress=progress, with_workers=with_workers))
         return self
 
     async def up_async(
         self, *, progress: ProgressSink = ignore_progress, with_workers: bool = True
     ) -> Cluster:
+        self._check_record()
         await self._async(launcher.up(self._ctx, progress=progress, with_workers=with_workers))
         return self
 

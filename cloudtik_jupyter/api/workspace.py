@@ -51,7 +51,7 @@ class WorkspaceSummary:
 
 
 def _record(name: str) -> Path:
-    return paths.workspaces_dir() / name / RECORD_FILE
+    return paths.workspace_dir(name) / RECORD_FILE
 
 
 def _resolve(source: WorkspaceConfig | Mapping[str, Any] | str | Path) -> WorkspaceConfig:

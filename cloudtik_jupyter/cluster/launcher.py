@@ -145,6 +145,7 @@ async def up(
     ctx: ClusterContext, *, progress: ProgressSink = ignore_progress, with_workers: bool = True
 ) -> None:
     """Create or update the head (its controller then launches the workers); optionally wait for them."""
+    ctx.provider  # noqa: B018 -- the provider section is judged before anything is recorded
     ctx.save_record()
     ctx.public_key()  # generate the cluster key before anything is launched with it
     await ensure_head(ctx, progress)

@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from ..paths import NAME_PATTERN
 from . import limits as L
 from .docker_options import check_mount, check_run_option, privileged_problem
 
-NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 NODE_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # Cloud identifiers (regions, zones, projects, subscriptions, resource groups): plain words.
 CLOUD_ID = r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,89}$"
