@@ -27,6 +27,7 @@ from ..cluster.status import (
     cluster_status,
 )
 from ..cluster.updater import node_env
+from ..concurrency import gather_bounded
 from ..config.schema import ClusterConfig
 from ..errors import CloudtikError, ClusterNotFound, ConfigError
 from ..providers import tags as T
@@ -288,19 +289,17 @@ class Cluster(RuntimeHelpers):
         self, command: str, node: str | None, all_nodes: bool, check: bool, on_output: OutputCallback | None
     ) -> builtins.list[CommandResult]:
         nodes, head = await self._select(node, all_nodes)
-        sem = asyncio.Semaphore(EXEC_CONCURRENCY)
 
         async def run(n: NodeRef) -> CommandResult:
-            async with sem:
-                return await self._ctx.runner.run(
-                    self._ctx.target(n, head),
-                    command,
-                    env=node_env(self._ctx, n, head),
-                    check=check,
-                    on_output=on_output,
-                )
+            return await self._ctx.runner.run(
+                self._ctx.target(n, head),
+                command,
+                env=node_env(self._ctx, n, head),
+                check=check,
+                on_output=on_output,
+            )
 
-        return list(await asyncio.gather(*(run(n) for n in nodes)))
+        return await gather_bounded(run, nodes, EXEC_CONCURRENCY)
 
     def exec(
         self,
@@ -327,8 +326,8 @@ class Cluster(RuntimeHelpers):
 
     async def _upload(self, local: Path, remote: str, node: str | None, all_nodes: bool) -> None:
         nodes, head = await self._select(node, all_nodes)
-        await asyncio.gather(
-            *(self._ctx.runner.upload(self._ctx.target(n, head), local, remote) for n in nodes)
+        await gather_bounded(
+            lambda n: self._ctx.runner.upload(self._ctx.target(n, head), local, remote), nodes, EXEC_CONCURRENCY
         )
 
     def upload(

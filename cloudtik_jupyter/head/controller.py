@@ -23,6 +23,7 @@ from .. import paths
 from ..cluster.context import ClusterContext, NodeRef
 from ..cluster.launcher import launch_node
 from ..cluster.updater import plan_for, update_node
+from ..concurrency import gather_bounded
 from ..config import load_config
 from ..config.schema import ClusterConfig
 from ..errors import CloudtikError
@@ -37,6 +38,8 @@ log = logging.getLogger("cloudtik.controller")
 
 BUSY_CPU_PERCENT = 5.0  # a node whose services use more than this is not idle
 SERVICE_FAILED_GRACE = 10.0  # seconds a service may stay failed (the agent restarting it) before recovery
+LAUNCH_CONCURRENCY = 16  # provider calls at a time, whatever the count asked for
+UPDATE_CONCURRENCY = 32  # workers being set up (SSH sessions from the head) at a time
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Controller:
         self.state_dir = state_dir
         self.memory = Memory()
         self.wake = asyncio.Event()
+        self._update_slots = asyncio.Semaphore(UPDATE_CONCURRENCY)
         self._config_mtime = self._mtime()
         self._use(config)
 
@@ -283,7 +287,9 @@ class Controller:
             if node is not None:
                 await self._start_update(node, head, recovering=False)
 
-        await asyncio.gather(*(one(t) for t, n in counts.items() for _ in range(n)))
+        # Batched: a request for thousands of workers makes at most LAUNCH_CONCURRENCY calls at a time.
+        wanted = (t for t, n in counts.items() for _ in range(n))
+        await gather_bounded(one, wanted, LAUNCH_CONCURRENCY, keep_going=False)
 
     async def _start_update(self, node: NodeRef, head: NodeRef | None, *, recovering: bool) -> None:
         current = self.memory.updates.get(node.node_id)
@@ -301,7 +307,8 @@ class Controller:
             f"{REDIS_DIR}/password": redis / "password",
         }
         try:
-            await update_node(self.ctx, node, head, node_files=files, wait_for_ssh=120)
+            async with self._update_slots:
+                await update_node(self.ctx, node, head, node_files=files, wait_for_ssh=120)
         except CloudtikError as exc:
             tries = await self.store.add_update_try(node.node_id)
             await self._event(

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import asyncssh
 
+from ..concurrency import gather_bounded
 from ..errors import CloudtikError, CommandFailed, NodeUnreachable, Timeout
 from ..waiting import wait_for
 from . import transfer
@@ -228,19 +229,9 @@ class SshRunner:
 
         Every run finishes before the first error (in target order) is raised.
         """
-        slots = asyncio.Semaphore(concurrency)
-
-        async def one(target: SshTarget) -> CommandResult:
-            async with slots:
-                return await self.run(target, command, env=env, check=check, on_output=on_output)
-
-        outcomes = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
-        results: list[CommandResult] = []
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            results.append(outcome)
-        return results
+        return await gather_bounded(
+            lambda t: self.run(t, command, env=env, check=check, on_output=on_output), targets, concurrency
+        )
 
     # -- files and ports ------------------------------------------------------------------------
 

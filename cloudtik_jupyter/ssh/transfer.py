@@ -9,7 +9,6 @@ A download never writes outside its destination, whatever the node serves: see `
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import os
@@ -22,6 +21,7 @@ from typing import cast
 
 import asyncssh
 
+from ..concurrency import gather_bounded
 from ..errors import CloudtikError
 
 PARALLEL_FILES = 8  # SFTP requests pipelined on one session
@@ -51,13 +51,7 @@ async def _symlink(sftp: asyncssh.SFTPClient, target: str, path: str) -> None:
 
 
 async def _bounded(jobs: list[Callable[[], Awaitable[None]]]) -> None:
-    slots = asyncio.Semaphore(PARALLEL_FILES)
-
-    async def one(job: Callable[[], Awaitable[None]]) -> None:
-        async with slots:
-            await job()
-
-    await asyncio.gather(*(one(job) for job in jobs))
+    await gather_bounded(lambda job: job(), jobs, PARALLEL_FILES)
 
 
 async def upload(sftp: asyncssh.SFTPClient, local: Path, remote: str) -> None:
