@@ -21,8 +21,9 @@ def _checked(name: str, what: str) -> str:
         from .errors import ConfigError
 
         raise ConfigError(
-            "", f"{what} {name[:60]!r} is not a valid name (a lowercase letter, then lowercase letters, "
-            "digits and '-'; at most 40 characters)"
+            "",
+            f"{what} {name[:60]!r} is not a valid name (a lowercase letter, then lowercase letters, "
+            "digits and '-'; at most 40 characters)",
         )
     return name
 

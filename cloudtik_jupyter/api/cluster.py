@@ -327,7 +327,9 @@ class Cluster(RuntimeHelpers):
     async def _upload(self, local: Path, remote: str, node: str | None, all_nodes: bool) -> None:
         nodes, head = await self._select(node, all_nodes)
         await gather_bounded(
-            lambda n: self._ctx.runner.upload(self._ctx.target(n, head), local, remote), nodes, EXEC_CONCURRENCY
+            lambda n: self._ctx.runner.upload(self._ctx.target(n, head), local, remote),
+            nodes,
+            EXEC_CONCURRENCY,
         )
 
     def upload(
