@@ -29,6 +29,7 @@ from ..config.schema import ClusterConfig
 from ..errors import CloudtikError
 from ..node.start import CLIENT_KEY_FILE, HEAD_KEY_FILE, REDIS_DIR
 from ..providers import tags as T
+from ..state.acl import grant_node, revoke_node
 from ..state.endpoints import RedisEndpoints
 from ..state.records import ChangeKind, NodeRecord
 from ..state.store import NodeHealth, StateStore
@@ -244,6 +245,7 @@ class Controller:
             if node_id not in alive:
                 del records[node_id]
                 await self.store.remove_node(node_id)
+                await revoke_node(self.store, self.state_dir / REDIS_DIR, node_id)
                 await self.store.clear_update_tries(node_id)
                 self._forget(node_id)
                 await self._event(
@@ -269,6 +271,7 @@ class Controller:
             if self.memory.rows is not None:
                 self.memory.rows.pop(node_id, None)
             await self.store.remove_node(node_id)
+            await revoke_node(self.store, self.state_dir / REDIS_DIR, node_id)
             await self.store.clear_update_tries(node_id)
             await self._event("node-terminated", f"terminated {node_id}: {why}", node_id)
 
@@ -302,11 +305,12 @@ class Controller:
 
     async def _update(self, node: NodeRef, head: NodeRef | None) -> None:
         redis = self.state_dir / REDIS_DIR
-        files = {
-            f"{REDIS_DIR}/endpoints.json": redis / "endpoints.json",
-            f"{REDIS_DIR}/password": redis / "password",
-        }
         try:
+            files = {
+                f"{REDIS_DIR}/endpoints.json": redis / "endpoints.json",
+                # The worker's own restricted Redis user, never the admin password (state/acl.py).
+                f"{REDIS_DIR}/password": await grant_node(self.store, redis, node.node_id),
+            }
             async with self._update_slots:
                 await update_node(self.ctx, node, head, node_files=files, wait_for_ssh=120)
         except CloudtikError as exc:

@@ -80,7 +80,9 @@ class NodeAgent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         server = await serve(cfg.control_socket, self.handle)
-        self._store = StateStore.connect(self._endpoints, self._password, timeout=2.0)
+        self._store = StateStore.connect(
+            self._endpoints, self._password, timeout=2.0, username=self.config.redis_user
+        )
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name="heartbeats")
         try:
             starting = asyncio.create_task(self._start_all(cfg.services), name="start-services")

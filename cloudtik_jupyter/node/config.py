@@ -72,6 +72,8 @@ class AgentConfig(_Model):
     redis_endpoints_file: Path | None = None
     redis: RedisConfig | None = None
     redis_password_file: Path | None = None
+    # A worker's own restricted Redis user (state/acl.py); None: the admin (the head).
+    redis_user: str | None = None
     heartbeat_interval: float = Field(default=1.0, gt=0)
     services: list[ServiceSpec] = Field(default_factory=list)
 

@@ -115,10 +115,14 @@ def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> Agen
         services, endpoints_file = head_services(config, node, state)
         redis["redis_endpoints_file"] = endpoints_file
     else:
-        # Uploaded by the head's controller: addresses, and the password as a 0600 file.
+        # Uploaded by the head's controller: addresses, and this worker's own (restricted) user's password
+        # as a 0600 file.
+        from ..state.acl import node_user
+
         endpoints = json.loads((state / REDIS_DIR / "endpoints.json").read_text())
         redis["redis"] = RedisConfig.model_validate({k: endpoints[k] for k in ("primary", "shards")})
         redis["redis_password_file"] = state / REDIS_DIR / "password"
+        redis["redis_user"] = node_user(node.node_id)
     services += runtime_services(config, node, state)
     return AgentConfig.model_validate(
         {

@@ -105,7 +105,9 @@ def shard_index(node_id: str, shard_count: int) -> int:
     return zlib.crc32(node_id.encode()) % shard_count
 
 
-def _client(address: RedisAddress | Path, password: str, timeout: float) -> aioredis.Redis:
+def _client(
+    address: RedisAddress | Path, password: str, timeout: float, username: str | None = None
+) -> aioredis.Redis:
     # Few, fast retries: callers (the agent) own the backoff policy when the head is down.
     where: dict[str, Any] = (
         {"unix_socket_path": str(address)}
@@ -114,6 +116,7 @@ def _client(address: RedisAddress | Path, password: str, timeout: float) -> aior
     )
     return aioredis.Redis(
         **where,
+        username=username,
         password=password,
         decode_responses=True,
         socket_connect_timeout=timeout,
@@ -141,10 +144,19 @@ def _push_sample(pipe: Any, node_id: str, sample: MetricSample) -> None:
 class StateStore:
     """Typed access to the cluster's state. Create with `connect`; close with `close` or ``async with``."""
 
-    def __init__(self, primary: aioredis.Redis, shards: Sequence[aioredis.Redis], *, max_events: int = 1000):
+    def __init__(
+        self,
+        primary: aioredis.Redis,
+        shards: Sequence[aioredis.Redis],
+        *,
+        max_events: int = 1000,
+        restricted: bool = False,
+    ):
         self._primary = primary
         self._shards = list(shards) or [primary]
         self._max_events = max_events
+        # A worker's user (acl.py) may append events but not trim them: the admin's next event trims.
+        self._restricted = restricted
 
     @classmethod
     def connect(
@@ -154,11 +166,14 @@ class StateStore:
         *,
         timeout: float = 5.0,
         max_events: int = 1000,
+        username: str | None = None,
     ) -> StateStore:
-        """Clients for every server (connections open lazily). Password: argument, env, or file."""
+        """Clients for every server (connections open lazily). Password: argument, env, or file.
+        `username`: a worker's restricted user (acl.py); None is the admin."""
         pw = password if password is not None else endpoints.read_password()
-        primary = _client(endpoints.primary, pw, timeout)
-        return cls(primary, [_client(s, pw, timeout) for s in endpoints.shards], max_events=max_events)
+        primary = _client(endpoints.primary, pw, timeout, username)
+        shards = [_client(s, pw, timeout, username) for s in endpoints.shards]
+        return cls(primary, shards, max_events=max_events, restricted=username is not None)
 
     @classmethod
     def over_sockets(
@@ -188,6 +203,13 @@ class StateStore:
 
     def _shard(self, node_id: str) -> aioredis.Redis:
         return self._shards[self.shard_of(node_id)]
+
+    async def reload_acl(self) -> None:
+        """Every server re-reads its ACL file (users added or removed: acl.py)."""
+        await asyncio.gather(*(c.execute_command("ACL", "LOAD") for c in self._servers()))
+
+    def _servers(self) -> list[aioredis.Redis]:
+        return list({id(c): c for c in [self._primary, *self._shards]}.values())
 
     async def ping(self) -> None:
         """Raises redis' ConnectionError / AuthenticationError unless every server answers."""
@@ -461,7 +483,8 @@ class StateStore:
         event = Event(time.time() if now is None else now, kind, message, node_id)
         async with self._primary.pipeline(transaction=True) as pipe:
             pipe.rpush(EVENTS, event.to_json())
-            pipe.ltrim(EVENTS, -self._max_events, -1)
+            if not self._restricted:
+                pipe.ltrim(EVENTS, -self._max_events, -1)
             await pipe.execute()
         await self._publish(Change(ChangeKind.EVENT, (node_id,) if node_id else (), kind))
         return event
