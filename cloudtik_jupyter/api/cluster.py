@@ -419,10 +419,14 @@ class Cluster(RuntimeHelpers):
 
         if "spark" not in self.config.runtime.types:
             raise CloudtikError(f"cluster {self.name!r} has no Spark runtime (add `spark` to runtime.types)")
+        from ..runtimes.secret import SECRET_FILE
+        from ..runtimes.spark.auth import spark_secret
+
         master = next((link.url for link in self.info().links if link.url.startswith("spark://")), None)
         if master is None:
             raise CloudtikError(f"cluster {self.name!r} has no Spark master yet (is it up?)")
-        return spark_session(master, app_name or self.name, **options)  # type: ignore[arg-type]
+        secret = spark_secret(self._ctx.dir / SECRET_FILE)
+        return spark_session(master, app_name or self.name, auth_secret=secret, **options)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Close this object's SSH connections (the cluster keeps running)."""

@@ -16,6 +16,7 @@ from ..errors import CloudtikError, ConfigError
 from ..providers import tags as T
 from ..providers.base import NodeSpec
 from ..providers.tags import NodeStatus
+from ..runtimes.secret import SECRET_FILE, ensure_secret
 from ..waiting import wait_for
 from .context import ClusterContext, NodeRef
 from .live import fetch_store_credentials
@@ -68,7 +69,8 @@ async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progr
     if needs_update(head, plan_for(ctx.config, T.KIND_HEAD)):
         client_key = ctx.dir / CLIENT_KEY_FILE
         paths.write_private(client_key, ctx.public_key() + "\n")
-        await update_node(ctx, head, None, progress=progress, node_files={CLIENT_KEY_FILE: client_key})
+        files = {CLIENT_KEY_FILE: client_key, SECRET_FILE: ensure_secret(ctx.dir / SECRET_FILE)}
+        await update_node(ctx, head, None, progress=progress, node_files=files)
         await asyncio.to_thread(
             ctx.provider.set_node_tags, head.node_id, {T.CONFIG_DIGEST: config_digest(ctx)}
         )

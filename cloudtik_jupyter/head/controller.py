@@ -29,6 +29,7 @@ from ..config.schema import ClusterConfig
 from ..errors import CloudtikError
 from ..node.start import CLIENT_KEY_FILE, HEAD_KEY_FILE, REDIS_DIR
 from ..providers import tags as T
+from ..runtimes.secret import SECRET_FILE
 from ..state.acl import grant_node, revoke_node
 from ..state.endpoints import RedisEndpoints
 from ..state.records import ChangeKind, NodeRecord
@@ -310,6 +311,7 @@ class Controller:
                 f"{REDIS_DIR}/endpoints.json": redis / "endpoints.json",
                 # The worker's own restricted Redis user, never the admin password (state/acl.py).
                 f"{REDIS_DIR}/password": await grant_node(self.store, redis, node.node_id),
+                SECRET_FILE: self.state_dir / SECRET_FILE,  # the runtimes' key (Spark authentication)
             }
             async with self._update_slots:
                 await update_node(self.ctx, node, head, node_files=files, wait_for_ssh=120)

@@ -26,6 +26,7 @@ from ..config.schema import ClusterConfig
 from ..daemon import redirect_stdio
 from ..errors import CloudtikError, Timeout
 from ..providers import tags as T
+from ..runtimes.secret import SECRET_FILE
 from ..waiting import wait_for
 from .agent import NodeAgent
 from .config import AgentConfig, RedisConfig, ServiceSpec, control_socket_path
@@ -100,6 +101,7 @@ def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> 
         head_ip=node.head_ip,
         runtime_dir=state / RUNTIME_DIR,
         resources=resources,
+        secret_file=state / SECRET_FILE,
     )
     specs = [s for runtime, cfg in enabled_runtimes(config) for s in runtime.services(cfg, info)]
     # Resolved on every node start, with or without services here: a consumed cluster that publishes

@@ -29,6 +29,8 @@ class NodeInfo:
     head_ip: str
     runtime_dir: Path  # the runtime's own directory on this node (work dirs, logs, event logs)
     resources: Mapping[str, float] = field(default_factory=dict)  # e.g. {"CPU": 2, "memory": 4 * 2**30}
+    # The cluster's runtime secret on this node (runtimes/secret.py): runtimes derive their keys from it.
+    secret_file: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from ...cluster.status import ServiceLink
+from ...errors import CloudtikError
 from ...node.config import ServiceSpec
 from ...providers import tags as T
 from ..base import NodeInfo, PublishedEndpoint
 from . import daemons
+from .auth import properties_file, write_properties
 from .config import SparkConfig, parse_spark_config
 from .prepare import MODULE as PREPARE_MODULE
 
@@ -53,13 +55,17 @@ class SparkRuntime:
         from .install import find_spark
 
         spark = _spark(config)
+        if node.secret_file is None:
+            raise CloudtikError("Spark runs authenticated: the node's runtime secret file is not known")
+        conf = write_properties(node.runtime_dir, node.secret_file)
         install = find_spark()
         if node.kind == T.KIND_HEAD:
-            specs = [daemons.master_service(install, spark, node.ip, jvm_options(install, spark, "master"))]
+            master_jvm = jvm_options(install, spark, "master")
+            specs = [daemons.master_service(install, spark, node.ip, master_jvm, conf=conf)]
             if spark.history_server:
                 event_log = daemons.event_log_location(spark, node.runtime_dir)
                 jvm = jvm_options(install, spark, "history")
-                specs.append(daemons.history_service(install, spark, node.ip, event_log, jvm))
+                specs.append(daemons.history_service(install, spark, node.ip, event_log, jvm, conf=conf))
             return specs
         return [
             daemons.worker_service(
@@ -70,6 +76,7 @@ class SparkRuntime:
                 daemons.worker_resources(spark, node.resources),
                 node.runtime_dir / "work",
                 jvm_options(install, spark, "worker"),
+                conf=conf,
             )
         ]
 
@@ -113,7 +120,8 @@ class SparkRuntime:
     ) -> list[str]:
         """spark-submit on the head (in client mode: the driver runs there, bound to the head's address).
 
-        With the head's `runtime_dir` the application's event log goes where the history server reads.
+        `runtime_dir` is the head's: the cluster's Spark key is in its private conf dir (written when the
+        head's services were), and the application's event log goes where the history server reads.
         """
         spark = _spark(config)
         conf = {"spark.driver.host": head_ip, "spark.driver.bindAddress": head_ip}
@@ -121,7 +129,7 @@ class SparkRuntime:
             uri, _ = daemons.event_log_location(spark, runtime_dir)
             conf |= {"spark.eventLog.enabled": "true", "spark.eventLog.dir": uri}
         conf |= spark.app_conf()
-        # SPARK_LOCAL_IP keeps the driver's own UI off 0.0.0.0.
+        # SPARK_LOCAL_IP keeps the driver's own UI off 0.0.0.0; the properties file holds the key (auth.py).
         argv = [
             "env",
             f"SPARK_LOCAL_IP={head_ip}",
@@ -129,6 +137,8 @@ class SparkRuntime:
             "--master",
             daemons.master_url(spark, head_ip),
         ]
+        if runtime_dir is not None:
+            argv += ["--properties-file", str(properties_file(runtime_dir))]
         for key, value in conf.items():
             argv += ["--conf", f"{key}={value}"]
         return [*argv, job, *args]
