@@ -71,7 +71,11 @@ def down(cluster: str, yes: bool, quiet: bool) -> None:
 def status(cluster: str, quiet: bool) -> None:
     from .render import status_table
 
-    console().print(status_table(cluster_of(cluster).status()))
+    current = cluster_of(cluster).status()
+    console().print(status_table(current))
+    if current.error:
+        click.secho(f"Error: {current.error}", fg="red", err=True)
+        sys.exit(1)
 
 
 @handles("info")

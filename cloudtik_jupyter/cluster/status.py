@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import CloudtikError
+from ..errors import CloudtikError, HostKeyChanged
 from ..providers import tags as T
 from .context import ClusterContext, NodeRef
 
@@ -57,6 +57,9 @@ class ClusterStatus:
     workers_desired: int = 0
     links: list[ServiceLink] = field(default_factory=list)
     events: list[ClusterEvent] = field(default_factory=list)
+    # What the user must act on, which the nodes' rows cannot say: e.g. the head presenting another SSH
+    # host key than the one pinned (both fingerprints named). None when all is well.
+    error: str | None = None
 
     @property
     def head(self) -> NodeRow | None:
@@ -121,6 +124,7 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
     metrics: dict[str, NodeMetrics] = {}
     histories: dict[str, list[MetricSample]] = {}
     recent: list[ClusterEvent] = []
+    error: str | None = None
     head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
     from redis.exceptions import RedisError
 
@@ -132,6 +136,8 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
             histories = await store.histories(n.node_id for n in nodes)
             desired.update({t: n for t, n in (await store.desired()).items() if t in desired})
             recent = [ClusterEvent(e.time, e.kind, e.message, e.node_id) for e in await store.events(events)]
+        except HostKeyChanged as exc:
+            error = str(exc)  # not "no heartbeat": something else may be answering at the head's address
         except (CloudtikError, OSError, RedisError):
             pass  # the head's store is unreachable: show what the provider knows
     return ClusterStatus(
@@ -145,6 +151,7 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
         workers_desired=sum(desired.values()),
         links=await service_links(ctx, head),
         events=recent,
+        error=error,
     )
 
 

@@ -220,11 +220,13 @@ def _private_key_problem(path: Path) -> str | None:
         return f"file not found: {path}"
     try:
         info = path.stat()
+        if not 0 < info.st_size <= MAX_KEY_FILE:  # /proc files say 0, and some block when read
+            return f"{path} is not an SSH private key (expected a PEM or OpenSSH key file)"
         with open(path, "rb") as f:
             head = f.read(64)
     except OSError as exc:
         return f"cannot read {path}: {exc.strerror}"
-    if info.st_size > MAX_KEY_FILE or not head.lstrip().startswith(b"-----BEGIN "):
+    if not head.lstrip().startswith(b"-----BEGIN "):
         return f"{path} is not an SSH private key (expected a PEM or OpenSSH key file)"
     if info.st_mode & 0o077:
         return f"{path} is readable by other users; make it private first: chmod 600 {path}"

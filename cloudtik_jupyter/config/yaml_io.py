@@ -103,8 +103,9 @@ def parse_yaml(text: str, origin: str = "") -> Any:
     """Parse one YAML document; `origin` (a file or template name) is named in errors."""
     where = f" in {origin}" if origin else ""
     check_text_size(text, where)
-    loader = _StrictLoader(text)  # a SafeLoader subclass: plain data only
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # a SafeLoader subclass: plain data only; reads (and checks) the text
         node = loader.get_single_node()
         if node is None:
             return None
@@ -122,7 +123,8 @@ def parse_yaml(text: str, origin: str = "") -> Any:
     except (ValueError, OverflowError) as exc:  # e.g. an integer of more digits than Python converts
         raise ConfigError("", f"invalid YAML{where}: {str(exc).splitlines()[0][:200]}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def dump_yaml(data: Any) -> str:

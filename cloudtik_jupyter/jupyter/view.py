@@ -302,6 +302,8 @@ class ClusterView(widgets.VBox):
         self.workers_desired = pending if pending is not None else status.workers_desired
         self.links = [asdict(link) for link in status.links]
         self._hrefs = link_hrefs(status.name, status.links)
+        if status.error:
+            self.error = status.error  # e.g. the head's host key changed: never shown as a quiet node
 
     def _event_lines(self) -> list[str]:
         stamped = [(n.at, n.text) for n in self._notes]
