@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -180,12 +181,24 @@ def fuzz_valid_base(base: dict[str, Any], extra: list[str]) -> None:
     check(lambda: load_config_text(text, base_dir=BASE_DIR))
 
 
+def _engine_fault(exc: AssertionError) -> bool:
+    """An assertion inside hypothesis' own engine (not in a test body): seen once in a 5-minute run
+    (``assert i < len(self.spans)`` while generating mutations). Such a round is started afresh."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and f"hypothesis{os.sep}internal" in frames[-1].filename
+
+
 def test_config_loader_survives_random_input_for_a_minute() -> None:
-    rounds = 0
+    rounds = engine_faults = 0
     stop = time.monotonic() + FUZZ_SECONDS
     while True:
         for fuzz in (fuzz_text, fuzz_mapping, fuzz_valid_base):
-            fuzz()
+            try:
+                fuzz()
+            except AssertionError as exc:
+                if not _engine_fault(exc) or engine_faults >= 3:
+                    raise
+                engine_faults += 1
         rounds += 1
         if time.monotonic() >= stop:
             break
