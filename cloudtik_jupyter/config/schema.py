@@ -32,7 +32,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-def _check_address_block(text: str | None) -> str | None:
+def check_address_block(text: str | None) -> str | None:
+    """A block of 127.0.0.0/8 with room for nodes (the virtual provider's address_block)."""
     if text is None:
         return None
     try:
@@ -51,7 +52,7 @@ class VirtualProviderConfig(_Model):
 
     type: Literal["virtual"] = "virtual"
     # Block of 127.0.0.0/8 the nodes get addresses from; default derives one from the state dir.
-    address_block: Annotated[str | None, AfterValidator(_check_address_block)] = None
+    address_block: Annotated[str | None, AfterValidator(check_address_block)] = None
 
 
 class AwsProviderConfig(_Model):
