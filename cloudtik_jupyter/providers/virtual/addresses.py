@@ -20,7 +20,6 @@ import psutil
 
 from ...errors import ConfigError, ProviderError
 
-LOOPBACK = IPv4Network("127.0.0.0/8")
 SHARED_ADDRESS = "127.0.0.1"
 LISTEN_BACKLOG = 128
 _TCP_LISTEN = "0A"  # st column of /proc/net/tcp
