@@ -54,7 +54,7 @@ def _resolve(source: ClusterConfig | Mapping[str, Any] | str | Path) -> tuple[Cl
     name = str(source)
     if not paths.is_name(name):
         raise ClusterNotFound(
-            f"{name[:60]!r} is neither a config file (.yaml) nor the name of a cluster on this machine"
+            f"{name[:60]!r} is neither a config file nor a cluster name (lowercase letters, digits and '-')"
         )
     if record_exists(name):
         return load_record(name)

@@ -167,7 +167,7 @@ CASES = [
     Case("down-traversal", ("down", "--yes", "../.."), "neither a config file"),
     Case("status-traversal", ("status", "../../etc/passwd"), "neither a config file"),
     Case("exec-slash-name", ("exec", "a/b", "true"), "neither a config file"),
-    Case("workspace-traversal", ("workspace", "status", "../../x"), "not a valid name"),
+    Case("workspace-traversal", ("workspace", "status", "../../x"), "neither a config file nor a workspace name"),
 ]
 
 

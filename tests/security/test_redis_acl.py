@@ -96,6 +96,8 @@ async def test_a_worker_credential_cannot_take_over_the_store(servers: Servers) 
                     ("DEL", node_key("w-2")),
                     ("HGETALL", node_key("w-2")),
                     ("LTRIM", "cloudtik:events", "0", "0"),
+                    ("LTRIM", "cloudtik:history:w-2", "0", "0"),
+                    ("RPUSH", "cloudtik:history:w-2", "forged"),
                     ("HSET", "cloudtik:desired", "worker", "100000"),
                     ("INCR", "cloudtik:seq"),
                     ("SET", "cloudtik:anything", "x"),

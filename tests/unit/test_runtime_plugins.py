@@ -9,6 +9,7 @@ import pytest
 from cloudtik_jupyter.config import load_config
 from cloudtik_jupyter.runtimes import enabled_runtimes, runtime_environment
 from cloudtik_jupyter.runtimes.base import NodeInfo
+from cloudtik_jupyter.runtimes.secret import ensure_secret
 
 
 def cluster(types: list[str], **sections: dict[str, object]) -> object:
@@ -24,7 +25,8 @@ def cluster(types: list[str], **sections: dict[str, object]) -> object:
 
 def node(kind: str, tmp_path: Path, ip: str = "127.60.0.2") -> NodeInfo:
     resources = {"CPU": 3.0, "memory": float(3 * 2**30)} if kind == "worker" else {}
-    return NodeInfo("c", "n1", kind, kind, ip, "127.60.0.1", tmp_path / "runtime", resources)
+    secret = ensure_secret(tmp_path / "runtime_secret")
+    return NodeInfo("c", "n1", kind, kind, ip, "127.60.0.1", tmp_path / "runtime", resources, secret_file=secret)
 
 
 def specs(types: list[str], kind: str, tmp_path: Path, **sections: dict[str, object]) -> dict[str, list[str]]:
