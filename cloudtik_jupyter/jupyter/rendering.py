@@ -176,6 +176,8 @@ def status_text(status: ClusterStatus) -> str:
     parts = [f"cluster {status.name} ({status.provider}); {workers_line(status)}", nodes_table_text(rows)]
     if status.links:
         parts.append(links_text(status.links))
+    if status.error:
+        parts.append(f"Error: {status.error}")
     return "\n".join(parts)
 
 
@@ -185,7 +187,8 @@ def status_html(status: ClusterStatus) -> str:
         f"<b>{escape(status.name)}</b> ({escape(status.provider)}) &middot; {escape(workers_line(status))}"
     )
     hrefs = link_hrefs(status.name, status.links)
-    return f"<div>{header}{nodes_table_html(rows)}{links_html(status.links, hrefs)}</div>"
+    error = error_html(status.error) if status.error else ""
+    return f"<div>{header}{nodes_table_html(rows)}{links_html(status.links, hrefs)}{error}</div>"
 
 
 def info_text(info: ClusterInfo) -> str:
