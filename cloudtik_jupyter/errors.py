@@ -56,5 +56,15 @@ class CommandFailed(CloudtikError):
         super().__init__(f"{node}: command {command!r} exited with {exit_status}{tail}")
 
 
+class Cancelled(CloudtikError):
+    """The user (Ctrl-C, a stop button, an API cancel) stopped the work; a re-run converges."""
+
+    exit_code = 130
+
+
+class Busy(CloudtikError):
+    """Someone else is changing the same thing right now (a lock is held); nothing was done."""
+
+
 class Timeout(CloudtikError):
     """A wait ran out of time; the message says what it waited for."""

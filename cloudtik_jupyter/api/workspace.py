@@ -1,25 +1,38 @@
 """`Workspace`: create, update, delete and inspect a workspace from a config (path, dict or model) or a name.
 
-The provider's calls block (cloud SDKs do), so they run in threads; every method has a sync form (through
-the package's private loop) and an ``*_async`` twin.
+The provider's calls block (cloud SDKs do), so they run in a worker thread; every method has a sync form
+(through the package's private loop) and an ``*_async`` twin.
+
+`create`, `update` and `delete` are cancellable and exclusive, for every front end alike: Ctrl-C in the
+sync form, cancelling the task of the async form (a notebook's stop button) or `cancel()` from another
+thread sets the operation's cancel token; the worker stops before its next cloud call, and the call
+returns only once the worker has ended. A second create or delete of the same workspace, from this
+machine (a lock file) or another one (a lock object in the cloud), is refused while one runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
+import contextvars
 import importlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import aio, paths
 from ..config.schema import NAME_PATTERN
 from ..config.workspace import WorkspaceConfig, dump_workspace_config, load_workspace_config
 from ..errors import CloudtikError, ConfigError
 from ..providers.base import ResourceStatus, WorkspaceProvider
+from ..providers.common import cancel as cancellation
+from ..providers.common.lock import LockRecord, hold_local_lock
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from ..discovery import ClusterServices
@@ -42,6 +55,14 @@ class WorkspaceStatus:
     @property
     def missing(self) -> list[str]:
         return [r.name for r in self.resources if not r.present]
+
+
+@dataclass(frozen=True)
+class DeleteReport:
+    """What `delete` removed, one line per resource ("VPC vpc-0abc"); empty when nothing was left."""
+
+    name: str
+    removed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,11 @@ def _resolve(source: WorkspaceConfig | Mapping[str, Any] | str | Path) -> Worksp
     if name == DEFAULT_WORKSPACE:  # the virtual default needs no config at all
         return WorkspaceConfig(workspace_name=DEFAULT_WORKSPACE)
     raise ConfigError("", f"no workspace named {name!r} on this machine (give its config file)")
+
+
+def _lock_file(name: str) -> Path:
+    # Not in the workspace's own dir: deleting a virtual workspace removes that dir while locked.
+    return paths.home() / "locks" / f"workspace-{name}.lock"
 
 
 def _forget(record: Path) -> None:
@@ -120,6 +146,7 @@ class Workspace:
         self.config = _resolve(source)
         self.progress = progress
         self._provider: WorkspaceProvider | None = None
+        self._token: cancellation.CancelToken | None = None  # of the running create/update/delete
 
     def __repr__(self) -> str:
         return f"Workspace({self.name!r}, provider={self.config.provider.type!r})"
@@ -147,7 +174,15 @@ class Workspace:
             found.append(WorkspaceSummary(config.workspace_name, config.provider.type))
         return found
 
-    # -- the blocking bodies, run in threads -----------------------------------------------------
+    # -- the blocking bodies, run in the worker thread --------------------------------------------
+
+    def _exclusive(self, operation: str, body: Callable[[], T]) -> T:
+        """`body` holding the workspace's local lock, then its lock in the cloud."""
+        record = LockRecord.new(operation)
+        with hold_local_lock(_lock_file(self.name), self.name, record):
+            lock: Any = getattr(self.provider, "lock", None)  # providers without one rely on the local lock
+            with lock(record) if lock is not None else contextlib.nullcontext():
+                return body()
 
     def _create(self) -> None:
         # Record first: an interrupted create can then be resumed or deleted by name.
@@ -155,13 +190,13 @@ class Workspace:
         known = record.is_file()
         paths.write_private(record, dump_workspace_config(self.config))
         try:
-            self.provider.create()
+            self._exclusive("create", self.provider.create)
         except ConfigError:
             if not known:  # bad input creates nothing, not even the record
                 _forget(record)
             raise
 
-    def _delete(self, force: bool) -> None:
+    def _delete(self, force: bool) -> DeleteReport:
         clusters = local_clusters(self.name, self.config.provider.type)
         if clusters and not force:
             raise CloudtikError(
@@ -172,23 +207,74 @@ class Workspace:
             from .cluster import Cluster
 
             for name in clusters:
+                cancellation.check()
                 Cluster(name).down()
-        delete: Any = self.provider.delete  # both providers take `force`; the protocol's delete does not
-        delete(force=force)
+        delete: Any = self.provider.delete  # every provider takes `force`; the protocol's delete does not
+        removed = self._exclusive("delete", lambda: delete(force=force))
         _forget(_record(self.name))
+        return DeleteReport(self.name, list(removed or []))
 
     def _status(self) -> WorkspaceStatus:
         return WorkspaceStatus(self.name, self.config.provider.type, self.provider.status())
+
+    # -- running in the worker thread, cancellably -------------------------------------------------
+
+    def _new_token(self, operation: str) -> cancellation.CancelToken:
+        self._token = cancellation.CancelToken(f"workspace {self.name!r} {operation}")
+        return self._token
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Stop the running create, update or delete of this object before its next cloud call; the
+        call that runs it raises `Cancelled` once its worker has ended. A re-run converges."""
+        if self._token is not None:
+            self._token.cancel(reason)
+
+    @staticmethod
+    async def _in_worker(token: cancellation.CancelToken, body: Callable[[], T]) -> T:
+        def work() -> T:
+            with cancellation.scope(token):
+                return body()
+
+        worker = asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, work)
+        try:
+            return await asyncio.shield(worker)
+        except asyncio.CancelledError:  # the task was cancelled (a stop button): stop the worker too
+            token.cancel("interrupted")
+            while not worker.done():  # the worker ends at its next check; wait for it, whatever comes
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({worker})
+            if not worker.cancelled():
+                worker.exception()  # retrieved: it is the cancel we asked for, or moot now
+            raise
+
+    @staticmethod
+    def _join(token: cancellation.CancelToken, coro: Any) -> Any:
+        """Run `coro` on the private loop; Ctrl-C sets `token`, waits for the worker, re-raises."""
+        fut: Future[Any] = aio.submit(coro)
+        try:
+            return fut.result()
+        except KeyboardInterrupt:
+            token.cancel("interrupted")
+            while True:  # a second Ctrl-C does not abandon the worker: it stops at its next cloud call
+                try:
+                    fut.result()
+                except KeyboardInterrupt:
+                    continue
+                except BaseException:
+                    pass
+                break
+            raise
 
     # -- sync facade and async twins -------------------------------------------------------------
 
     def create(self) -> Workspace:
         """Create what is missing; re-running converges (also after an interruption)."""
-        aio.run(self.create_async())
+        token = self._new_token("create")
+        self._join(token, self._in_worker(token, self._create))
         return self
 
     async def create_async(self) -> Workspace:
-        await asyncio.to_thread(self._create)
+        await self._in_worker(self._new_token("create"), self._create)
         return self
 
     def update(self) -> Workspace:
@@ -198,12 +284,15 @@ class Workspace:
     async def update_async(self) -> Workspace:
         return await self.create_async()
 
-    def delete(self, *, force: bool = False) -> None:
-        """Delete everything the workspace created; `force` first takes down the clusters still in it."""
-        aio.run(self.delete_async(force=force))
+    def delete(self, *, force: bool = False) -> DeleteReport:
+        """Delete everything the workspace created (every tagged match), and say what was removed;
+        `force` first takes down the clusters still in it."""
+        token = self._new_token("delete")
+        report: DeleteReport = self._join(token, self._in_worker(token, lambda: self._delete(force)))
+        return report
 
-    async def delete_async(self, *, force: bool = False) -> None:
-        await asyncio.to_thread(self._delete, force)
+    async def delete_async(self, *, force: bool = False) -> DeleteReport:
+        return await self._in_worker(self._new_token("delete"), lambda: self._delete(force))
 
     def status(self) -> WorkspaceStatus:
         return aio.run(self.status_async())

@@ -37,9 +37,10 @@ def _workspace(source: str, console: Console, quiet: bool = False) -> Workspace:
 
     started = time.monotonic()
 
-    def progress(step: str) -> None:
+    def progress(message: str) -> None:  # "creating VPC", "deleting VPC", "removed vpc-0abc"
         if not quiet:
-            console.print(f"[dim]{time.monotonic() - started:6.2f}s[/] [cyan]{'ensuring':>9}[/] {step}")
+            verb, _, what = message.partition(" ")
+            console.print(f"[dim]{time.monotonic() - started:6.2f}s[/] [cyan]{verb:>9}[/] {what}")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -96,8 +97,9 @@ def delete(workspace: str, yes: bool, force: bool, quiet: bool) -> None:
         extra = " Its clusters are taken down and its bucket emptied." if force else ""
         click.confirm(f"Delete workspace {ws.name!r} on {ws.config.provider.type}?{extra}", abort=True)
     console.print(f"Deleting workspace [bold]{ws.name}[/] on [bold]{ws.config.provider.type}[/]")
-    ws.delete(force=force)
-    console.print(f"Workspace [bold]{ws.name}[/] is deleted.")
+    report = ws.delete(force=force)
+    removed = f"{len(report.removed)} resource(s) removed" if report.removed else "nothing was left to remove"
+    console.print(f"Workspace [bold]{ws.name}[/] is deleted ({removed}).")
 
 
 @handles("workspace status")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ProviderError
+from ..common import cancel
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,15 @@ def make_clients(
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60)
 
     def client(service: str) -> Any:
-        return session.client(service, endpoint_url=endpoint_url, config=config)
+        made = session.client(service, endpoint_url=endpoint_url, config=config)
+        made.meta.events.register("before-call", _check_cancel)  # a cancel stops before the next call
+        return made
 
     return AwsClients(region=region, ec2=client("ec2"), iam=client("iam"), s3=client("s3"), sts=client("sts"))
+
+
+def _check_cancel(**kwargs: Any) -> None:
+    cancel.check()
 
 
 def error_code(exc: BaseException) -> str:

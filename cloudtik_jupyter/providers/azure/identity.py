@@ -36,9 +36,11 @@ def ensure_identity(c: AzureClients, names: AzureNames, kind: str) -> str:
     return str(found.principal_id)
 
 
-def delete_identity(c: AzureClients, names: AzureNames, kind: str) -> None:
-    if get_identity(c, names, kind) is not None:
-        c.msi.user_assigned_identities.delete(names.resource_group, names.identity(kind))
+def delete_identity(c: AzureClients, names: AzureNames, kind: str) -> list[str]:
+    if get_identity(c, names, kind) is None:
+        return []
+    c.msi.user_assigned_identities.delete(names.resource_group, names.identity(kind))
+    return [names.identity(kind)]
 
 
 # -- the head's custom role -------------------------------------------------------------------------
@@ -71,9 +73,11 @@ def ensure_role(c: AzureClients, names: AzureNames, doc: RoleDocument) -> None:
     c.authorization.role_definitions.create_or_update(names.group_id, names.head_role_guid, role)
 
 
-def delete_role(c: AzureClients, names: AzureNames) -> None:
-    if get_role(c, names) is not None:
-        c.authorization.role_definitions.delete(names.group_id, names.head_role_guid)
+def delete_role(c: AzureClients, names: AzureNames) -> list[str]:
+    if get_role(c, names) is None:
+        return []
+    c.authorization.role_definitions.delete(names.group_id, names.head_role_guid)
+    return [names.head_role_name]
 
 
 # -- role assignments -------------------------------------------------------------------------------
@@ -120,6 +124,8 @@ def ensure_assignment(
     poll(attempt, timeout=timeout, what=f"the {a.identity} identity to be assignable")
 
 
-def delete_assignment(c: AzureClients, names: AzureNames, a: Assignment) -> None:
-    if get_assignment(c, names, a) is not None:
-        c.authorization.role_assignments.delete(a.scope, assignment_name(names, a))
+def delete_assignment(c: AzureClients, names: AzureNames, a: Assignment) -> list[str]:
+    if get_assignment(c, names, a) is None:
+        return []
+    c.authorization.role_assignments.delete(a.scope, assignment_name(names, a))
+    return [f"{a.identity} {a.role} at {a.scope}"]

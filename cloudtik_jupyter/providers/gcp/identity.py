@@ -49,9 +49,11 @@ def ensure_account(c: GcpClients, names: GcpNames, kind: str) -> str:
     return email
 
 
-def delete_account(c: GcpClients, email: str) -> None:
-    if get_account(c, email) is not None:
-        c.iam.projects().serviceAccounts().delete(name=_account_name(c, email)).execute()
+def delete_account(c: GcpClients, email: str) -> list[str]:
+    if get_account(c, email) is None:
+        return []
+    c.iam.projects().serviceAccounts().delete(name=_account_name(c, email)).execute()
+    return [email]
 
 
 # -- custom role ------------------------------------------------------------------------------------
@@ -77,10 +79,12 @@ def ensure_role(c: GcpClients, names: GcpNames, role: CustomRole) -> None:
         ).execute()
 
 
-def delete_role(c: GcpClients, names: GcpNames) -> None:
+def delete_role(c: GcpClients, names: GcpNames) -> list[str]:
     found = get_role(c, names)
-    if found is not None and not found.get("deleted"):
-        c.iam.projects().roles().delete(name=names.head_role).execute()
+    if found is None or found.get("deleted"):
+        return []
+    c.iam.projects().roles().delete(name=names.head_role).execute()
+    return [names.head_role]
 
 
 # -- policies ---------------------------------------------------------------------------------------
@@ -119,9 +123,11 @@ def without_member(policy: Policy, member: str, role: str | None = None) -> Poli
 PolicyIO = tuple[Callable[[], Policy], Callable[[Policy], Any]]
 
 
-def update_policy(io: PolicyIO, change: Callable[[Policy], Policy], timeout: float, what: str) -> None:
-    """Read, change, write back with the read's etag; a concurrent change makes us read again."""
+def update_policy(io: PolicyIO, change: Callable[[Policy], Policy], timeout: float, what: str) -> bool:
+    """Read, change, write back with the read's etag; a concurrent change makes us read again.
+    Returns whether anything changed."""
     read, write = io
+    changed_any: list[bool] = []
 
     def attempt() -> bool:
         policy = read()
@@ -134,9 +140,11 @@ def update_policy(io: PolicyIO, change: Callable[[Policy], Policy], timeout: flo
             if is_conflict(exc):
                 return False
             raise
+        changed_any.append(True)
         return True
 
     poll(attempt, timeout=timeout, what=what)
+    return bool(changed_any)
 
 
 _V3 = {"options": {"requestedPolicyVersion": 3}}

@@ -105,6 +105,11 @@ class GcpNames:
         digest = hashlib.sha256(self.project.encode()).hexdigest()[:8]
         return f"cloudtik-{self.workspace}-{digest}"
 
+    @property
+    def lock_bucket(self) -> str:
+        """The empty bucket that is the workspace's lock while a create or delete runs."""
+        return f"{self.bucket}-lock"
+
     def description(self, role: str, mode: str | None = None) -> str:
         text = f"cloudtik workspace {self.workspace}: {role}"
         return f"{text}; networking={mode}" if mode else text
