@@ -229,8 +229,12 @@ class Workspace:
         if self._token is not None:
             self._token.cancel(reason)
 
-    @staticmethod
-    async def _in_worker(token: cancellation.CancelToken, body: Callable[[], T]) -> T:
+    def _interrupted(self, token: cancellation.CancelToken) -> None:
+        token.cancel("interrupted")
+        if self.progress is not None:
+            self.progress("stopping after the cloud call in flight (the re-run converges)")
+
+    async def _in_worker(self, token: cancellation.CancelToken, body: Callable[[], T]) -> T:
         def work() -> T:
             with cancellation.scope(token):
                 return body()
@@ -239,7 +243,7 @@ class Workspace:
         try:
             return await asyncio.shield(worker)
         except asyncio.CancelledError:  # the task was cancelled (a stop button): stop the worker too
-            token.cancel("interrupted")
+            self._interrupted(token)
             while not worker.done():  # the worker ends at its next check; wait for it, whatever comes
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait({worker})
@@ -247,14 +251,13 @@ class Workspace:
                 worker.exception()  # retrieved: it is the cancel we asked for, or moot now
             raise
 
-    @staticmethod
-    def _join(token: cancellation.CancelToken, coro: Any) -> Any:
+    def _join(self, token: cancellation.CancelToken, coro: Any) -> Any:
         """Run `coro` on the private loop; Ctrl-C sets `token`, waits for the worker, re-raises."""
         fut: Future[Any] = aio.submit(coro)
         try:
             return fut.result()
         except KeyboardInterrupt:
-            token.cancel("interrupted")
+            self._interrupted(token)
             while True:  # a second Ctrl-C does not abandon the worker: it stops at its next cloud call
                 try:
                     fut.result()
