@@ -200,6 +200,14 @@ class ClusterContext:
         """SSH target: the head by its public address, a worker through the head (as on a cloud)."""
         from ..ssh.runner import SshTarget
 
+        endpoint = getattr(self.config.provider, "endpoint_url", None)
+        if endpoint:  # the one way to SSH: no connection ever goes to what a local endpoint returns
+            raise ConfigError(
+                "provider.endpoint_url",
+                f"is set ({endpoint}): the addresses that endpoint hands out are not machines of yours, so "
+                f"cloudtik does not connect to them (nodes are launched, nothing runs on them; "
+                f"`cloudtik down {self.name}` removes them; the virtual provider runs clusters here)",
+            )
         user = self.config.auth.ssh_user
         addr = node.address
         if node.kind == T.KIND_HEAD or head is None:

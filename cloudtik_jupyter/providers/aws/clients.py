@@ -77,6 +77,13 @@ def is_client_error(exc: BaseException) -> bool:
     return isinstance(exc, ClientError)
 
 
+_HINTS = {
+    "AuthFailure": " (check the credentials: they are not valid for this account or region)",
+    "UnauthorizedOperation": " (the credentials lack this permission: see the README's workspace policy)",
+    "AccessDenied": " (the credentials lack this permission: see the README's workspace policy)",
+}
+
+
 @contextmanager
 def aws_errors(what: str) -> Iterator[None]:
     """Turn botocore failures into one `ProviderError` line that says what we were doing."""
@@ -87,8 +94,8 @@ def aws_errors(what: str) -> Iterator[None]:
     except ClientError as exc:
         err = exc.response.get("Error", {})
         op = getattr(exc, "operation_name", "")
-        raise ProviderError(
-            f"aws: {what}: {op} failed: {err.get('Code', '')}: {err.get('Message', '')}"
-        ) from exc
+        code = str(err.get("Code", ""))
+        hint = _HINTS.get(code, "")
+        raise ProviderError(f"aws: {what}: {op} failed: {code}: {err.get('Message', '')}{hint}") from exc
     except BotoCoreError as exc:
         raise ProviderError(f"aws: {what}: {exc}") from exc
