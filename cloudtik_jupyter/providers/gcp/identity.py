@@ -94,15 +94,29 @@ def has_binding(policy: Policy, role: str, member: str) -> bool:
     return any(b["role"] == role and member in b.get("members", []) for b in policy.get("bindings", []))
 
 
-def with_binding(policy: Policy, role: str, member: str) -> Policy:
+def with_binding(policy: Policy, role: str, member: str, condition: dict[str, str] | None = None) -> Policy:
+    """`policy` with `member` holding `role` (under `condition`, and only under it, when given)."""
     bindings = [dict(b) for b in policy.get("bindings", [])]
+    if condition is not None:  # an unconditional grant of the same role would make the condition moot
+        bindings = [
+            {**b, "members": [m for m in b.get("members", []) if m != member]}
+            if b["role"] == role and "condition" not in b
+            else b
+            for b in bindings
+        ]
+        bindings = [b for b in bindings if b["members"]]
     for b in bindings:
-        if b["role"] == role and "condition" not in b:
+        if b["role"] == role and b.get("condition") == condition:
             b["members"] = sorted({*b.get("members", []), member})
             break
     else:
-        bindings.append({"role": role, "members": [member]})
-    return {**policy, "bindings": bindings}
+        bindings.append(
+            {"role": role, "members": [member], **({"condition": condition} if condition else {})}
+        )
+    out = {**policy, "bindings": bindings}
+    if any("condition" in b for b in bindings):
+        out["version"] = 3  # conditional bindings need policy version 3
+    return out
 
 
 def without_member(policy: Policy, member: str, role: str | None = None) -> Policy:

@@ -27,7 +27,7 @@ from .lookup import workspace_instances, zone_of
 from .naming import GcpNames
 from .network import Network
 from .operations import wait_all
-from .roles import head_role
+from .roles import head_condition, head_role
 
 if TYPE_CHECKING:
     from ...config.schema import GcpProviderConfig
@@ -136,7 +136,12 @@ class GcpWorkspaceProvider:
                 "head role binding",
                 lambda: identity.update_policy(
                     identity.project_policy(c),
-                    lambda p: identity.with_binding(p, names.head_role, identity.member(head)),
+                    lambda p: identity.with_binding(
+                        p,
+                        names.head_role,
+                        identity.member(head),
+                        head_condition(names.instance_prefix, names.workspace),
+                    ),
                     t,
                     f"binding {names.head_role} to {head}",
                 ),
