@@ -60,15 +60,19 @@ def ensure_role(c: AzureClients, names: AzureNames, doc: RoleDocument) -> None:
     from azure.mgmt.authorization.v2022_04_01.models import Permission, RoleDefinition
 
     found = get_role(c, names)
-    want = sorted(doc.actions)
-    if found is not None and sorted(found.permissions[0].actions) == want:
+    want, scopes = sorted(doc.actions), [names.group_id, *doc.scopes]
+    if (
+        found is not None
+        and sorted(found.permissions[0].actions) == want
+        and sorted(s.lower() for s in found.assignable_scopes) == sorted(s.lower() for s in scopes)
+    ):
         return
     role = RoleDefinition(
         role_name=names.head_role_name,
         description=doc.description,
         role_type="CustomRole",
         permissions=[Permission(actions=want, not_actions=[], data_actions=[], not_data_actions=[])],
-        assignable_scopes=[names.group_id],
+        assignable_scopes=scopes,
     )
     c.authorization.role_definitions.create_or_update(names.group_id, names.head_role_guid, role)
 

@@ -200,6 +200,12 @@ def describe_vnet(c: AzureClients, names: AzureNames, vnet_id: str) -> Vnet | No
     return Vnet(str(vnet.id), group, name, prefixes, owned=names.owns(vnet.tags, N.VIRTUAL_NETWORK))
 
 
+def vnet_ref(vnet_id: str) -> Vnet:
+    """A network known by id only (nothing read): enough to address its subnets."""
+    group, name = split_id(vnet_id)
+    return Vnet(vnet_id, group, name, (), owned=False)
+
+
 def ensure_vnet(c: AzureClients, names: AzureNames, cidr: str) -> Vnet:
     from azure.mgmt.network.models import AddressSpace, VirtualNetwork, VirtualNetworkPropertiesFormat
 
@@ -240,6 +246,14 @@ def find_subnets(c: AzureClients, names: AzureNames, vnet: Vnet) -> dict[str, An
         if sub is not None:
             found[role] = sub
     return found
+
+
+def join_scopes(c: AzureClients, names: AzureNames, vnet: Vnet | None) -> tuple[str, ...]:
+    """The workspace's subnets when its network is in another resource group (a shared one): the head
+    needs its role there too, to put worker NICs in them."""
+    if vnet is None or vnet.group.lower() == names.resource_group.lower():
+        return ()
+    return tuple(sorted(str(s.id) for s in find_subnets(c, names, vnet).values()))
 
 
 def ensure_subnets(c: AzureClients, names: AzureNames, vnet: Vnet, nsg: str, nat: str) -> dict[str, str]:

@@ -120,6 +120,7 @@ class AzureWorkspaceProvider:
             )
             nat = step("NAT gateway", lambda: network.ensure_nat(c, names))
             step("subnets", lambda: network.ensure_subnets(c, names, vnet, nsg, nat))
+            joins = network.join_scopes(c, names, vnet)
             if inputs.peer is not None:
                 peer = inputs.peer
                 step("peering", lambda: network.ensure_peering(c, names, vnet, peer))
@@ -127,11 +128,11 @@ class AzureWorkspaceProvider:
                 "head": step("head identity", lambda: identity.ensure_identity(c, names, "head")),
                 "worker": step("worker identity", lambda: identity.ensure_identity(c, names, "worker")),
             }
-            step("head role", lambda: identity.ensure_role(c, names, head_role(self.workspace_name)))
+            step("head role", lambda: identity.ensure_role(c, names, head_role(self.workspace_name, joins)))
             step("storage account", lambda: storage.ensure_account(c, names))
 
             def assign() -> None:
-                for a in assignments(names, names.head_role_guid):
+                for a in assignments(names, names.head_role_guid, joins):
                     identity.ensure_assignment(c, names, a, principals[a.identity], t)
 
             step("role assignments", assign)
@@ -174,10 +175,12 @@ class AzureWorkspaceProvider:
                     "instances", lambda: vms.delete_vms(c, names.resource_group, [vm.name for vm in found])
                 )
 
+            joins = network.join_scopes(c, names, self._vnet())
+
             def unassign() -> list[str]:
                 return [
                     r
-                    for a in reversed(assignments(names, names.head_role_guid))
+                    for a in reversed(assignments(names, names.head_role_guid, joins))
                     for r in identity.delete_assignment(c, names, a)
                 ]
 
