@@ -26,6 +26,12 @@ class Vnet:
     owned: bool  # False for a shared, existing network: only our subnets go in it, it is never deleted
 
 
+def failed(resource: Any) -> bool:
+    """A resource whose last PUT failed (ARM keeps it, provisioningState Failed): PUT it again."""
+    state = getattr(resource, "provisioning_state", None)
+    return str(getattr(state, "value", state) or "").lower() == "failed"
+
+
 def get_or_none(call: Callable[[], T]) -> T | None:
     try:
         return call()
@@ -101,7 +107,12 @@ def ensure_nsg(c: AzureClients, names: AzureNames, sources: Sequence[str], mode:
         raise ProviderError("azure: refusing an SSH rule without source address prefixes")
     found = find_nsg(c, names)
     tags = names.tags(N.NSG, {N.NETWORKING: mode, N.VNET: vnet.id})
-    if found is not None and ssh_sources(found) == sorted(sources) and found.tags == tags:
+    if (
+        found is not None
+        and ssh_sources(found) == sorted(sources)
+        and found.tags == tags
+        and not failed(found)
+    ):
         return str(found.id)
     rule = SecurityRule(
         name=SSH_RULE,
@@ -141,7 +152,7 @@ def ensure_public_ip(c: AzureClients, group: str, name: str, tags: dict[str, str
     from azure.mgmt.network.models import PublicIPAddress, PublicIPAddressPropertiesFormat, PublicIPAddressSku
 
     found = find_public_ip(c, group, name)
-    if found is not None:
+    if found is not None and not failed(found):
         return str(found.id)
     ip = PublicIPAddress(
         location=c.location,
@@ -165,7 +176,7 @@ def ensure_nat(c: AzureClients, names: AzureNames) -> str:
 
     ip = ensure_public_ip(c, names.resource_group, names.nat_ip, names.tags(N.NAT_IP))
     found = find_nat(c, names)
-    if found is not None:
+    if found is not None and not failed(found):
         return str(found.id)
     nat = NatGateway(
         location=c.location,
@@ -270,7 +281,7 @@ def ensure_subnets(c: AzureClients, names: AzureNames, vnet: Vnet, nsg: str, nat
                 current.network_security_group and current.network_security_group.id.lower() == nsg.lower()
             )
             ok_nat = bool(current.nat_gateway) == want_nat
-            if ok_nsg and ok_nat:
+            if ok_nsg and ok_nat and not failed(current):
                 out[role] = str(current.id)
                 continue
         prefix = (

@@ -8,6 +8,7 @@ from typing import Any
 from . import naming as N
 from .clients import AzureClients, finish, is_not_found
 from .naming import AzureNames
+from .network import failed
 
 
 def get_account(c: AzureClients, names: AzureNames) -> Any | None:
@@ -37,7 +38,7 @@ def ensure_account(c: AzureClients, names: AzureNames) -> None:
     )
 
     found = get_account(c, names)
-    if found is not None and _private(found) and names.owns(found.tags):
+    if found is not None and _private(found) and names.owns(found.tags) and not failed(found):
         return
     params = StorageAccountCreateParameters(
         sku=Sku(name="Standard_LRS"),

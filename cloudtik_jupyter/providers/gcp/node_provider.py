@@ -142,7 +142,7 @@ class GcpNodeProvider:
             tags=compute_v1.Tags(items=[net.network_tag]),
             metadata=compute_v1.Metadata(
                 items=[
-                    compute_v1.Items(key="ssh-keys", value=keys),
+                    *([compute_v1.Items(key="ssh-keys", value=keys)] if keys else []),  # a value is required
                     compute_v1.Items(key="block-project-ssh-keys", value="TRUE"),  # only the cluster's keys
                 ]
             ),
