@@ -118,6 +118,25 @@ def _make_provider(config: WorkspaceConfig, progress: Progress | None) -> Worksp
     return provider
 
 
+def user_permissions(cloud: str) -> str:
+    """What your own credentials need to create and delete workspaces and run clusters in them on
+    `cloud` (aws: an IAM policy; gcp: a custom role for gcloud; azure: a custom role for az): the
+    documents the README shows, evaluated in the tests against every call the providers make."""
+    if cloud == "aws":
+        from ..providers.aws.policies import user_policy
+
+        return user_policy().to_json(indent=2) + "\n"
+    if cloud == "gcp":
+        from ..providers.gcp.roles import user_role_yaml
+
+        return user_role_yaml()
+    if cloud == "azure":
+        from ..providers.azure.roles import user_role_json
+
+        return user_role_json()
+    raise ConfigError("provider.type", f"no cloud permissions for {cloud!r} (aws, gcp or azure)")
+
+
 def local_clusters(workspace: str, provider_type: str) -> list[str]:
     """Clusters known on this machine that live in `workspace` (read from their records)."""
     import yaml

@@ -4,7 +4,6 @@ an address moto hands out."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -177,18 +176,20 @@ def test_auth_failure_fails_at_once(aws: MotoAws) -> None:
     ws = aws.workspace("ws", clients=c)
     ws.create()
 
+    attempts: list[str] = []
+
     def refuse(**kwargs: Any) -> None:
+        attempts.append("DeleteSubnet")
         raise ClientError(
             {"Error": {"Code": "AuthFailure", "Message": "AWS was not able to validate the credentials"}},
             "DeleteSubnet",
         )
 
     c.ec2.meta.events.register("before-call.ec2.DeleteSubnet", refuse)
-    ws.timeout = 600  # a retried AuthFailure would wait this long
-    started = time.monotonic()
+    ws.timeout = 600  # a retried AuthFailure would try again for this long
     with pytest.raises(ProviderError, match="AuthFailure") as err:
         ws.delete()
-    assert time.monotonic() - started < 60
+    assert attempts == ["DeleteSubnet"]  # not retried
     assert "credentials" in str(err.value)
     c.ec2.meta.events.unregister("before-call.ec2.DeleteSubnet", refuse)
     ws.delete()
@@ -201,7 +202,7 @@ def test_delete_says_what_it_does(aws: MotoAws, tmp_path: Path) -> None:
     assert deleted.returncode == 0, deleted.stderr
     out = deleted.stdout
     assert "ensuring" not in out and "creating" not in out
-    assert "deleting VPC" in out and "removed VPC vpc-" in out and "removed NAT gateway nat-" in out
+    assert "deleting VPC" in out and "removed vpc-" in out and "removed nat-" in out
     assert "is deleted (" in out and "resource(s) removed)" in out
 
 
@@ -214,14 +215,12 @@ def test_up_never_connects_to_an_address_moto_returns(aws: MotoAws, tmp_path: Pa
         {"type": "aws", "region": aws.region, "endpoint_url": aws.endpoint}, image, image
     ).model_dump(mode="json", exclude_none=True)
 
-    started = time.monotonic()
     up = cli("up", write_yaml(tmp_path / "etl.yaml", config), "--yes")
 
     assert up.returncode == 2, up.stderr
     (line,) = up.stderr.strip().splitlines()
     assert line.startswith(f"Error: provider.endpoint_url: is set ({aws.endpoint})")
-    assert "cloudtik does not connect to them" in line and "`cloudtik down etl`" in line
-    assert time.monotonic() - started < 60  # refused, not an SSH wait timing out
+    assert "cloudtik does not connect to them" in line and "`cloudtik down etl`" in line  # not an SSH timeout
     assert counts(workspace_inventory(c, "analytics")).get("instances") == 1  # the head, never reached
     assert cli("down", "etl", "--yes").returncode == 0
     assert "instances" not in counts(workspace_inventory(c, "analytics"))

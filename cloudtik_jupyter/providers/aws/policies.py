@@ -125,8 +125,9 @@ class Statement:
 class PolicyDocument:
     statements: Sequence[Statement]
 
-    def to_json(self) -> str:
-        return json.dumps({"Version": "2012-10-17", "Statement": [s.document() for s in self.statements]})
+    def to_json(self, indent: int | None = None) -> str:
+        doc = {"Version": "2012-10-17", "Statement": [s.document() for s in self.statements]}
+        return json.dumps(doc, indent=indent)
 
 
 @dataclass(frozen=True)

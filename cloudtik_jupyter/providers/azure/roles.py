@@ -10,6 +10,7 @@ and write blobs of the workspace's storage account, and nothing else there (no k
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from .naming import BLOB_DATA_CONTRIBUTOR, MANAGED_IDENTITY_OPERATOR, AzureNames
@@ -120,3 +121,15 @@ def assignments(
         Assignment("head", BLOB_DATA_CONTRIBUTOR, account),
         Assignment("worker", BLOB_DATA_CONTRIBUTOR, account),
     ]
+
+
+def user_role_json(subscription_id: str = "<subscription-id>") -> str:
+    """The user's custom role, for `az role definition create --role-definition F`."""
+    role = {
+        "Name": "cloudtik user",
+        "Description": "Create and delete cloudtik workspaces, run clusters in them",
+        "Actions": list(USER_ACTIONS),
+        "NotActions": [],
+        "AssignableScopes": [f"/subscriptions/{subscription_id}"],
+    }
+    return json.dumps(role, indent=2) + "\n"

@@ -58,5 +58,5 @@ class Steps:
         removed = self(name, lambda: list(action() or ()))
         for ident in removed:
             self.removed.append(f"{name} {ident}")
-            self._progress(f"removed {name} {ident}")
+            self._progress(f"removed {ident}")
         return removed

@@ -131,3 +131,15 @@ def head_role(role_id: str, workspace: str) -> CustomRole:
         description=f"Launch, label and terminate the instances of cloudtik workspace {workspace}",
         permissions=HEAD_PERMISSIONS,
     )
+
+
+def user_role_yaml() -> str:
+    """The user's custom role, for `gcloud iam roles create cloudtik_user --project P --file F`."""
+    lines = [
+        "title: cloudtik user",
+        "description: Create and delete cloudtik workspaces, run clusters in them",
+        "stage: GA",
+        "includedPermissions:",
+        *(f"- {p}" for p in USER_PERMISSIONS),
+    ]
+    return "\n".join(lines) + "\n"

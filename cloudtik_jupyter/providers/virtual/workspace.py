@@ -183,6 +183,16 @@ def _new_keypair(comment: str) -> tuple[bytes, bytes]:
     return private, public + f" {comment}\n".encode()
 
 
+def recorded_block(home: Path, workspace_name: str) -> str | None:
+    """The address block `workspace create` recorded for a workspace under state dir `home`, if any."""
+    try:
+        data = json.loads((home / "workspaces" / workspace_name / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    block = data.get("address_block") if isinstance(data, dict) else None
+    return str(block) if block else None
+
+
 def workspace_address_block(workspace_name: str) -> str | None:
     """The block recorded for a virtual workspace on this machine (None if it was never created)."""
     from ...config.schema import VirtualProviderConfig
