@@ -282,3 +282,48 @@ def test_virtual_cancel_at_every_step(tmp_path: Path, monkeypatch: pytest.Monkey
     assert Workspace("lab").status().ready
     Workspace("lab").delete()
     assert not (tmp_path / "home" / "workspaces" / "lab").exists()
+
+
+def test_a_notebooks_stop_button_stops_the_create_and_the_rerun_converges(aws: MotoAws) -> None:
+    """In a real kernel: the stop button (an interrupt) while a create's call is on the wire ends the
+    cell with KeyboardInterrupt once that call returned, and nothing runs after; running the cell again
+    converges."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        cell = (
+            "from cloudtik_jupyter.api.workspace import Workspace\n"
+            f"ws = Workspace({aws.config_dict('ws')!r}, progress=print)\n"
+            "ws.create()"
+        )
+        aws.gate.arm("ec2.CreateRouteTable")
+        msg_id = kc.execute(cell)
+        assert aws.gate.held.wait(120)
+        sent = len(aws.gate.log)
+        km.interrupt_kernel()  # what the stop button does
+        while not any("stopping after the cloud call in flight" in line for line in _stream(kc, msg_id)):
+            pass
+        aws.gate.open()
+        reply = kc.get_shell_msg(timeout=120)
+        while reply["parent_header"].get("msg_id") != msg_id:  # the kernel_info of the start
+            reply = kc.get_shell_msg(timeout=120)
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+        assert set(aws.gate.log[sent:]) <= RELEASE  # the worker stopped after the call in flight
+
+        again = kc.execute_interactive("ws.create()", timeout=180)  # the same cell, run again
+        assert again["content"]["status"] == "ok"
+        assert counts(workspace_inventory(aws.clients(), "ws")) == EXPECTED_PUBLIC
+        assert kc.execute_interactive("ws.delete()", timeout=180)["content"]["status"] == "ok"
+    finally:
+        aws.gate.open()
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def _stream(kc: Any, msg_id: str) -> list[str]:
+    """The stream output of `msg_id` that arrives next (one message)."""
+    msg = kc.get_iopub_msg(timeout=60)
+    if msg["parent_header"].get("msg_id") != msg_id or msg["msg_type"] != "stream":
+        return []
+    return str(msg["content"]["text"]).splitlines()
