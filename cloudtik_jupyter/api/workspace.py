@@ -195,21 +195,28 @@ class Workspace:
 
     # -- the blocking bodies, run in the worker thread --------------------------------------------
 
-    def _exclusive(self, operation: str, body: Callable[[], T]) -> T:
-        """`body` holding the workspace's local lock, then its lock in the cloud."""
+    def _exclusive(
+        self, operation: str, body: Callable[[], T], locally: Callable[[], Any] | None = None
+    ) -> T:
+        """`body` holding the workspace's local lock, then its lock in the cloud; `locally` runs (under
+        the local lock only) first."""
         record = LockRecord.new(operation)
         with hold_local_lock(_lock_file(self.name), self.name, record):
+            if locally is not None:
+                locally()
             lock: Any = getattr(self.provider, "lock", None)  # providers without one rely on the local lock
             with lock(record) if lock is not None else contextlib.nullcontext():
                 return body()
 
     def _create(self) -> None:
-        # Record first: an interrupted create can then be resumed or deleted by name.
         record = _record(self.name)
         known = record.is_file()
-        paths.write_private(record, dump_workspace_config(self.config))
+
+        def write_record() -> None:  # first: an interrupted create can then be resumed or deleted by name
+            paths.write_private(record, dump_workspace_config(self.config))
+
         try:
-            self._exclusive("create", self.provider.create)
+            self._exclusive("create", self.provider.create, write_record)
         except ConfigError:
             if not known:  # bad input creates nothing, not even the record
                 _forget(record)
@@ -229,8 +236,13 @@ class Workspace:
                 cancellation.check()
                 Cluster(name).down()
         delete: Any = self.provider.delete  # every provider takes `force`; the protocol's delete does not
-        removed = self._exclusive("delete", lambda: delete(force=force))
-        _forget(_record(self.name))
+
+        def delete_and_forget() -> Any:
+            removed = delete(force=force)
+            _forget(_record(self.name))
+            return removed
+
+        removed = self._exclusive("delete", delete_and_forget)
         return DeleteReport(self.name, list(removed or []))
 
     def _status(self) -> WorkspaceStatus:

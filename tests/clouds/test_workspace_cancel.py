@@ -252,8 +252,10 @@ def test_a_second_create_in_the_same_process_is_refused(aws: MotoAws) -> None:
     aws.gate.arm("ec2.CreateVpc")
     thread, errors = _in_thread(ws.create)
     assert aws.gate.held.wait(60)
+    other = aws.config_dict("ws", allowed_ssh_cidrs=["198.51.100.0/24"])
     with pytest.raises(Busy, match="is being changed by a create by process"):
-        Workspace(aws.config_dict("ws")).create()  # a notebook's re-run while the first still runs
+        Workspace(other).create()  # a notebook's re-run (edited) while the first still runs
+    assert Workspace("ws").config == ws.config  # the refused one did not overwrite the record
     aws.gate.open()
     thread.join(60)
     assert errors == []
