@@ -85,7 +85,7 @@ class Gate:
                 self.hold_call = None
         if hold:
             self.held.set()
-            self.release.wait(timeout=60)
+            self.release.wait(timeout=300)
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,7 @@ class Cli:
             self.out.append(line)
             self.lines.put(line)
 
-    def wait_line(self, text: str, timeout: float = 60) -> str:
+    def wait_line(self, text: str, timeout: float = 180) -> str:
         while True:
             line = self.lines.get(timeout=timeout)
             if text in line:
@@ -117,7 +117,7 @@ def config(aws: MotoAws, tmp_path: Path) -> Iterator[str]:
 
 def _interrupt(aws: MotoAws, cli: Cli, call: str) -> tuple[int, str, str, list[str]]:
     """SIGINT while `call` is on the wire; let it finish once the CLI says it is stopping."""
-    assert aws.gate.held.wait(60), f"{call} never came"
+    assert aws.gate.held.wait(180), f"{call} never came"
     sent = len(aws.gate.log)
     cli.proc.send_signal(signal.SIGINT)
     cli.wait_line("stopping after the cloud call in flight")
@@ -135,7 +135,7 @@ def test_sigint_at_every_step_stops_within_one_call_and_the_rerun_converges(
         aws.gate.arm(call)
         cli = Cli("create", config, "--yes")
         if step == "NAT gateway":  # meanwhile a second create is refused, here and from elsewhere
-            aws.gate.held.wait(60)
+            aws.gate.held.wait(180)
             code, _, err = _run("create", config, "--yes")
             assert code == 1 and f"a create by process {cli.proc.pid}" in err and "on this machine" in err
             code, _, err = _run("create", config, "--yes", home=tmp_path / "another-machine")
@@ -183,11 +183,11 @@ def _cancel_while_held(aws: MotoAws, ws: Workspace, action: Any, call: str | Non
         aws.gate.arm(call)
     thread, errors = _in_thread(action)
     if call is not None:
-        assert aws.gate.held.wait(60)
+        assert aws.gate.held.wait(180)
     sent = len(aws.gate.log)
     ws.cancel()
     aws.gate.open()
-    thread.join(60)
+    thread.join(180)
     assert not thread.is_alive()  # the call returned: its worker is done
     assert len(errors) == 1 and isinstance(errors[0], Cancelled), errors
     assert "re-run it to converge" in str(errors[0])
@@ -251,13 +251,13 @@ def test_a_second_create_in_the_same_process_is_refused(aws: MotoAws) -> None:
     ws = Workspace(aws.config_dict("ws"))
     aws.gate.arm("ec2.CreateVpc")
     thread, errors = _in_thread(ws.create)
-    assert aws.gate.held.wait(60)
+    assert aws.gate.held.wait(180)
     other = aws.config_dict("ws", allowed_ssh_cidrs=["198.51.100.0/24"])
     with pytest.raises(Busy, match="is being changed by a create by process"):
         Workspace(other).create()  # a notebook's re-run (edited) while the first still runs
     assert Workspace("ws").config == ws.config  # the refused one did not overwrite the record
     aws.gate.open()
-    thread.join(60)
+    thread.join(180)
     assert errors == []
     Workspace("ws").delete()
 
