@@ -3,8 +3,11 @@
 1. `%load_ext cloudtik_jupyter` in fresh kernels (target < 300 ms), and which heavy modules it pulled in.
 2. How long after a change the live view's model update reaches the frontend (target < 1 s):
    a. an event written into the head's state store (a store change, pushed by subscription);
-   b. a worker's process tree killed (an instance dying; noticed from the provider).
-Runs a virtual cluster in a private CLOUDTIK_HOME and leaves nothing behind.
+   b. the same while the kernel runs a 10 s cell (the view's relay thread; before it: the whole cell);
+   c. a worker's process tree killed (an instance dying; noticed from the provider).
+3. `%%cloudtik sql` round trip (cell sent -> reply) vs the same query through `spark_session()` in a cell
+   (`spark.sql(q).toPandas()`, first rows shown): ratio, target <= 1.2. `--no-sql` skips it (a Spark cluster).
+Runs virtual clusters in a private CLOUDTIK_HOME and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -66,6 +69,16 @@ def wait_for_update(kc: BlockingKernelClient, model_id: str, accept: Any, timeou
             if content["data"].get("method") == "update" and accept(state):
                 return time.time()
     raise TimeoutError("the view's model did not reflect the change in time")
+
+
+def wait_for_busy(kc: BlockingKernelClient, msg_id: str, timeout: float = 30.0) -> None:
+    """Until cell `msg_id` has started running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+        if msg["msg_type"] == "execute_input" and msg["parent_header"].get("msg_id") == msg_id:
+            return
+    raise TimeoutError("the cell did not start")
 
 
 def drain(kc: BlockingKernelClient) -> None:
@@ -153,6 +166,21 @@ def bench_view_lag(env: dict[str, str], home: Path) -> None:
             store_lags.append(seen - at)
         row("store change -> view model at the frontend", store_lags, "s", 1.0)
 
+        # The same while a 10 s cell runs: the kernel's loop is blocked for the whole cell.
+        busy_lags = []
+        cell = kc.execute("import time\ntime.sleep(10)")
+        wait_for_busy(kc, cell)
+        started = time.monotonic()
+        i = 0
+        while time.monotonic() - started < 8.5:  # samples spread over the cell, each < 1 s apart
+            mark = f"busy mark {i}"
+            at = asyncio.run(add_store_event("bench", mark))
+            seen = wait_for_update(kc, model_id, lambda s, m=mark: any(m in e for e in s.get("events", [])))
+            busy_lags.append(seen - at)
+            i += 1
+        kc.get_shell_msg(timeout=30)  # the cell's reply
+        row("store change -> frontend, kernel busy (10 s cell)", busy_lags, "s", 1.0)
+
         kill_lags = []
         for _ in range(3):
             # Wait here, not in the kernel: a cell blocked in Python code holds up every widget update.
@@ -175,6 +203,52 @@ def bench_view_lag(env: dict[str, str], home: Path) -> None:
         km.shutdown_kernel(now=True)
 
 
+SQL_QUERY = "SELECT id % 10 AS k, count(*) AS n, sum(id) AS s FROM range(2000000) GROUP BY 1 ORDER BY 1"
+SQL_SAMPLES = 8
+
+
+def timed(kc: BlockingKernelClient, code: str) -> float:
+    started = time.perf_counter()
+    run(kc, code, timeout=600)
+    return time.perf_counter() - started
+
+
+def bench_sql(env: dict[str, str]) -> None:
+    from cloudtik_jupyter.api import Cluster
+
+    cluster = Cluster(
+        {
+            "from": "virtual-spark",
+            "cluster_name": "benchsql",
+            "available_node_types": {"worker": {"min_workers": 2, "max_workers": 2}},
+        }
+    ).up()
+    km, kc = start_kernel(env)
+    try:
+        run(kc, "%load_ext cloudtik_jupyter")
+        # The direct path's session first: the magic then shares it (one SparkSession per kernel).
+        run(kc, "from cloudtik_jupyter.api import Cluster\nspark = Cluster('benchsql').spark_session()", 600)
+        magic = f"%%cloudtik sql benchsql\n{SQL_QUERY}"
+        direct = f"df = spark.sql({SQL_QUERY!r}).toPandas()\ndf.head(20)"
+        for _ in range(2):  # warm: JIT, code generation, executors
+            timed(kc, magic)
+            timed(kc, direct)
+        magic_times, direct_times = [], []
+        for _ in range(SQL_SAMPLES):  # interleaved, so load changes hit both alike
+            magic_times.append(timed(kc, magic))
+            direct_times.append(timed(kc, direct))
+        row("%%cloudtik sql round trip", magic_times, "s")
+        row("same query via spark_session() in a cell", direct_times, "s")
+        ratio = statistics.median(magic_times) / statistics.median(direct_times)
+        print(
+            f"{'  ratio sql magic / spark_session()':<48} {ratio:8.2f}         target <= 1.2: {'ok' if ratio <= 1.2 else 'MISSED'}"
+        )
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        cluster.down()
+
+
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="ctj-bench-"))
     os.environ["CLOUDTIK_HOME"] = str(home)
@@ -185,6 +259,8 @@ def main() -> None:
     try:
         bench_load_ext(env)
         bench_view_lag(env, home)
+        if "--no-sql" not in sys.argv:
+            bench_sql(env)
     finally:
         teardown_virtual(home)
 

@@ -55,6 +55,7 @@ def floor(work: Path) -> float:
     from cloudtik_jupyter.config import load_config
     from cloudtik_jupyter.runtimes import enabled_runtimes
     from cloudtik_jupyter.runtimes.base import NodeInfo
+    from cloudtik_jupyter.runtimes.secret import ensure_secret
     from cloudtik_jupyter.state.redis_server import prepare_redis, start_redis_servers
     from cloudtik_jupyter.waiting import wait_for_sync
 
@@ -63,8 +64,10 @@ def floor(work: Path) -> float:
     ((runtime, spark),) = enabled_runtimes(load_config(config("floor")))
     procs: list[subprocess.Popen[bytes]] = []
 
+    secret = ensure_secret(work / "runtime_secret")
+
     def spawn(ip: str, kind: str) -> None:
-        node = NodeInfo("floor", ip, kind, kind, ip, head, work / ip)
+        node = NodeInfo("floor", ip, kind, kind, ip, head, work / ip, secret_file=secret)
         for spec in runtime.services(spark, node):
             (work / ip).mkdir(parents=True, exist_ok=True)
             procs.append(
@@ -77,6 +80,7 @@ def floor(work: Path) -> float:
                 )
             )
 
+    work.mkdir(parents=True, exist_ok=True)
     plan = prepare_redis(work / "redis", head, shards=2)
     started = time.perf_counter()
     servers = asyncio.run(start_redis_servers(plan))

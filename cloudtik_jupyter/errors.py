@@ -9,15 +9,23 @@ class CloudtikError(Exception):
     exit_code = 1
 
 
+def _one_line(text: str, limit: int) -> str:
+    """Input quoted back to the user stays one short line, whatever the input was."""
+    flat = " ".join(text.split("\n"))
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 class ConfigError(CloudtikError):
-    """Bad input. `path` is the dotted key path (``available_node_types.worker.max_workers``)."""
+    """Bad input. `path` is the dotted key path (``available_node_types.worker.max_workers``).
+
+    Path and message are kept to one short line: they may quote hostile input."""
 
     exit_code = 2
 
     def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
+        self.path = _one_line(path, 200)
+        self.message = _one_line(message, 600)
+        super().__init__(f"{self.path}: {self.message}" if self.path else self.message)
 
 
 class ClusterNotFound(CloudtikError):
@@ -46,6 +54,16 @@ class CommandFailed(CloudtikError):
         self.output_tail = output_tail
         tail = f"\n{output_tail.rstrip()}" if output_tail.strip() else ""
         super().__init__(f"{node}: command {command!r} exited with {exit_status}{tail}")
+
+
+class Cancelled(CloudtikError):
+    """The user (Ctrl-C, a stop button, an API cancel) stopped the work; a re-run converges."""
+
+    exit_code = 130
+
+
+class Busy(CloudtikError):
+    """Someone else is changing the same thing right now (a lock is held); nothing was done."""
 
 
 class Timeout(CloudtikError):

@@ -16,3 +16,5 @@ if [ "${KEEP:-0}" = 1 ]; then
 else
   cloudtik down "$name" --yes
 fi
+echo
+echo "To use cloudtik in your shell: source .venv/bin/activate   (then: cloudtik --help)"

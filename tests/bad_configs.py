@@ -120,12 +120,63 @@ BAD_CONFIGS: list[tuple[str, str, str]] = [
     (
         "unknown-runtime",
         "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [flink]}\n",
-        "runtime.types: unknown runtime 'flink' (known: spark)",
+        "runtime.types: unknown runtime 'flink' (known: dask, mlflow, ray, spark)",
     ),
     (
         "bad-runtime-section",
         "cluster_name: rt\nfrom: virtual-spark\nruntime: {spark: {master_port: nope}}\n",
         "runtime.spark.master_port:",
+    ),
+    (
+        "dask-unknown-key",
+        "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [dask], dask: {worker_thread: 2}}\n",
+        "runtime.dask.worker_thread: unknown key 'worker_thread'; did you mean 'worker_threads'?",
+    ),
+    (
+        "dask-port-out-of-range",
+        "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [dask], dask: {scheduler_port: 70000}}\n",
+        "runtime.dask.scheduler_port: Input should be less than or equal to 65535",
+    ),
+    (
+        "dask-dashboard-on-scheduler-port",
+        "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [dask], dask: {dashboard_port: 8786}}\n",
+        "runtime.dask.dashboard_port: port 8786 is already used by scheduler_port on the head",
+    ),
+    (
+        "runtimes-clash-on-a-port",
+        "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [spark, mlflow], mlflow: {port: 8080}}\n",
+        "runtime.mlflow.port: port 8080 is already used by runtime.spark.master_ui_port on the head",
+    ),
+    (
+        "runtime-on-the-state-store-port",
+        "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [ray], ray: {gcs_port: 6789}}\n",
+        "runtime.ray.gcs_port: port 6789 is already used by the state store (redis) on the head",
+    ),
+    (
+        "runtime-listed-twice",
+        "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [dask, dask]}\n",
+        "runtime.types: a runtime is listed twice",
+    ),
+    (
+        "mlflow-consumer-runs-no-server",
+        "cluster_name: rt\nfrom: virtual-small\n"
+        "runtime: {types: [mlflow], mlflow: {from_cluster: tracking, backend_store: 'sqlite:///x.db'}}\n",
+        "runtime.mlflow.backend_store: a cluster that uses from_cluster runs no tracking server",
+    ),
+    (
+        "mlflow-from-cluster-not-a-name",
+        "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [mlflow], mlflow: {from_cluster: ../etc}}\n",
+        "runtime.mlflow.from_cluster: String should match pattern",
+    ),
+    (
+        "mlflow-artifacts-not-a-uri",
+        "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [mlflow], mlflow: {artifacts: '; rm -rf /'}}\n",
+        "runtime.mlflow.artifacts: String should match pattern",
+    ),
+    (
+        "ray-object-store-too-small",
+        "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [ray], ray: {object_store_memory: 64m}}\n",
+        "runtime.ray.object_store_memory: Ray needs at least 80m",
     ),
     ("not-a-mapping", "- cluster_name: list\n", "config must be a mapping of keys to values, got a list"),
     ("empty", "# nothing but a comment\n", "config is empty"),

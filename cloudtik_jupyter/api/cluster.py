@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import aio, paths
 from ..cluster import launcher
-from ..cluster.context import CONFIG_FILE, ClusterContext, NodeRef, record_exists
+from ..cluster.context import CONFIG_FILE, ClusterContext, NodeRef, load_record, record_exists
 from ..cluster.progress import ProgressSink, ignore_progress
 from ..cluster.status import (
     ClusterEvent,
@@ -28,10 +28,12 @@ from ..cluster.status import (
     cluster_status,
 )
 from ..cluster.updater import node_env
+from ..concurrency import gather_bounded
 from ..config.schema import ClusterConfig
-from ..errors import CloudtikError, ClusterNotFound
+from ..errors import CloudtikError, ClusterNotFound, ConfigError
 from ..providers import tags as T
 from ..state.records import ChangeKind
+from .runtimes import RuntimeHelpers
 
 if TYPE_CHECKING:
     from ..ssh.runner import CommandResult
@@ -43,25 +45,30 @@ RECONNECT_BACKLOG = 200  # events re-read after a reconnect (those newer than th
 OutputCallback = Callable[[str, str, str], None]  # (node_id, stream, line)
 
 
-def _resolve(source: ClusterConfig | Mapping[str, Any] | str | Path) -> ClusterConfig:
-    """A model as is; a mapping or a config file is loaded; any other string names a known cluster."""
+def _resolve(source: ClusterConfig | Mapping[str, Any] | str | Path) -> tuple[ClusterConfig, str | None]:
+    """A model as is; a mapping or a config file is loaded; any other string names a known cluster
+    (with the reason its record no longer loads as is, if it doesn't: see `load_record`)."""
     from ..config import load_config
 
     if isinstance(source, ClusterConfig):
-        return source
+        return source, None
     if isinstance(source, Mapping) or Path(source).is_file() or Path(source).suffix in (".yaml", ".yml"):
-        return load_config(source)
+        return load_config(source), None
     name = str(source)
+    if not paths.is_name(name):
+        raise ClusterNotFound(
+            f"{name[:60]!r} is neither a config file nor a cluster name (lowercase letters, digits and '-')"
+        )
     if record_exists(name):
-        return load_config(paths.cluster_dir(name) / CONFIG_FILE, check_files=False)
+        return load_record(name)
     raise ClusterNotFound(f"no cluster named {name!r} on this machine (see `cloudtik list`)")
 
 
-class Cluster:
+class Cluster(RuntimeHelpers):
     """A cluster from a config (path, dict or model) or the name of one known on this machine."""
 
     def __init__(self, source: ClusterConfig | Mapping[str, Any] | str | Path) -> None:
-        self.config = _resolve(source)
+        self.config, self._record_problem = _resolve(source)
         self._ctx = ClusterContext(self.config)
 
     def __repr__(self) -> str:
@@ -74,15 +81,15 @@ class Cluster:
     @classmethod
     def list(cls) -> builtins.list[ClusterSummary]:
         """Clusters known on this machine, whoever made them (CLI, notebook or Python)."""
-        from ..config import load_config
-
         found = []
         root = paths.clusters_dir()
         for record in sorted(root.glob(f"*/{CONFIG_FILE}")) if root.exists() else []:
+            if not paths.is_name(record.parent.name):
+                continue  # not made by cloudtik
             try:
-                config = load_config(record, check_files=False)
+                config, _ = load_record(record.parent.name)
             except CloudtikError:
-                continue  # a record from another version; not ours to judge here
+                continue  # a record no version of cloudtik could read
             found.append(ClusterSummary(config.cluster_name, config.provider.type, config.workspace_name))
         return found
 
@@ -96,13 +103,23 @@ class Cluster:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def _check_record(self) -> None:
+        if self._record_problem:
+            raise ConfigError(
+                "",
+                f"the record of cluster {self.name!r} no longer loads ({self._record_problem}); "
+                f"run up with its config file, or take it down: cloudtik down {self.name}",
+            )
+
     def up(self, *, progress: ProgressSink = ignore_progress, with_workers: bool = True) -> Cluster:
+        self._check_record()
         self._sync(launcher.up(self._ctx, progress=progress, with_workers=with_workers))
         return self
 
     async def up_async(
         self, *, progress: ProgressSink = ignore_progress, with_workers: bool = True
     ) -> Cluster:
+        self._check_record()
         await self._async(launcher.up(self._ctx, progress=progress, with_workers=with_workers))
         return self
 
@@ -150,33 +167,39 @@ class Cluster:
         desired = launcher.desired_counts(self._ctx, workers, node_type)
         await self._async(launcher.scale(self._ctx, desired, progress=progress, wait=wait, timeout=timeout))
 
+    async def _wait_for_ready(self, timeout: float, progress: ProgressSink) -> ClusterStatus:
+        desired = await launcher.current_desired(self._ctx)
+        await launcher.wait_for_workers(self._ctx, desired, progress=progress, timeout=timeout)
+        return await cluster_status(self._ctx)
+
     def wait_for_ready(
         self, *, timeout: float = 300.0, progress: ProgressSink = ignore_progress
     ) -> ClusterStatus:
         """Wait until every desired worker is up-to-date."""
+        return self._sync(self._wait_for_ready(timeout, progress))
 
-        async def wait() -> ClusterStatus:
-            desired = await launcher.current_desired(self._ctx)
-            await launcher.wait_for_workers(self._ctx, desired, progress=progress, timeout=timeout)
-            return await cluster_status(self._ctx)
+    async def wait_for_ready_async(
+        self, *, timeout: float = 300.0, progress: ProgressSink = ignore_progress
+    ) -> ClusterStatus:
+        return await self._async(self._wait_for_ready(timeout, progress))
 
-        return self._sync(wait())
+    async def _kill_node(self, node: str | None) -> str:
+        if node is None:
+            workers = await self._ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
+            if not workers:
+                raise CloudtikError(f"cluster {self.name!r} has no worker to kill")
+            victim = random.choice(workers)
+        else:
+            (victim,), _ = await self._select(node, False)
+        await asyncio.to_thread(self._ctx.provider.terminate_nodes, [victim.node_id])
+        return victim.node_id
 
     def kill_node(self, node: str | None = None) -> str:
         """Terminate one node through the provider, as a failing instance would (default: a worker)."""
+        return self._sync(self._kill_node(node))
 
-        async def kill() -> str:
-            if node is None:
-                workers = await self._ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
-                if not workers:
-                    raise CloudtikError(f"cluster {self.name!r} has no worker to kill")
-                victim = random.choice(workers)
-            else:
-                (victim,), _ = await self._select(node, False)
-            await asyncio.to_thread(self._ctx.provider.terminate_nodes, [victim.node_id])
-            return victim.node_id
-
-        return self._sync(kill())
+    async def kill_node_async(self, node: str | None = None) -> str:
+        return await self._async(self._kill_node(node))
 
     async def _watch(self, max_interval: float) -> AsyncIterator[ClusterStatus]:
         last: ClusterStatus | None = None
@@ -251,14 +274,23 @@ class Cluster:
         async for event in aio.bridge(self._events(history)):
             yield event
 
-    def head_ip(self) -> str:
-        ip = self.info().head_ip
+    async def _head_ip(self) -> str:
+        ip = (await cluster_info(self._ctx)).head_ip
         if ip is None:
             raise CloudtikError(f"cluster {self.name!r} has no head node (is it up?)")
         return ip
 
+    def head_ip(self) -> str:
+        return self._sync(self._head_ip())
+
+    async def head_ip_async(self) -> str:
+        return await self._async(self._head_ip())
+
     def worker_ips(self) -> builtins.list[str]:
         return self.info().worker_ips
+
+    async def worker_ips_async(self) -> builtins.list[str]:
+        return (await self.info_async()).worker_ips
 
     # -- commands and files ---------------------------------------------------------------------
 
@@ -281,19 +313,17 @@ class Cluster:
         self, command: str, node: str | None, all_nodes: bool, check: bool, on_output: OutputCallback | None
     ) -> builtins.list[CommandResult]:
         nodes, head = await self._select(node, all_nodes)
-        sem = asyncio.Semaphore(EXEC_CONCURRENCY)
 
         async def run(n: NodeRef) -> CommandResult:
-            async with sem:
-                return await self._ctx.runner.run(
-                    self._ctx.target(n, head),
-                    command,
-                    env=node_env(self._ctx, n, head),
-                    check=check,
-                    on_output=on_output,
-                )
+            return await self._ctx.runner.run(
+                self._ctx.target(n, head),
+                command,
+                env=node_env(self._ctx, n, head),
+                check=check,
+                on_output=on_output,
+            )
 
-        return list(await asyncio.gather(*(run(n) for n in nodes)))
+        return await gather_bounded(run, nodes, EXEC_CONCURRENCY)
 
     def exec(
         self,
@@ -320,8 +350,10 @@ class Cluster:
 
     async def _upload(self, local: Path, remote: str, node: str | None, all_nodes: bool) -> None:
         nodes, head = await self._select(node, all_nodes)
-        await asyncio.gather(
-            *(self._ctx.runner.upload(self._ctx.target(n, head), local, remote) for n in nodes)
+        await gather_bounded(
+            lambda n: self._ctx.runner.upload(self._ctx.target(n, head), local, remote),
+            nodes,
+            EXEC_CONCURRENCY,
         )
 
     def upload(
@@ -378,9 +410,9 @@ class Cluster:
             ]
         )
         result = await self._ctx.runner.run(
-            target, command, env=node_env(self._ctx, head, head), on_output=on_output
+            target, command, env=node_env(self._ctx, head, head), check=False, on_output=on_output
         )
-        return result.exit_status
+        return result.exit_status  # a failed job is the job's status to report, not an error of ours
 
     def submit(
         self,
@@ -394,6 +426,16 @@ class Cluster:
         returns its exit status."""
         return self._sync(self._submit(Path(job), args, runtime, on_output))
 
+    async def submit_async(
+        self,
+        job: str | Path,
+        args: Sequence[str] = (),
+        *,
+        runtime: str | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> int:
+        return await self._async(self._submit(Path(job), args, runtime, on_output))
+
     def spark_session(self, app_name: str | None = None, **options: str | int | float | bool) -> Any:
         """A SparkSession whose executors run on the cluster's workers (the client must reach the
         cluster's private addresses, as on `virtual`). `options` are Spark properties by short name."""
@@ -401,10 +443,14 @@ class Cluster:
 
         if "spark" not in self.config.runtime.types:
             raise CloudtikError(f"cluster {self.name!r} has no Spark runtime (add `spark` to runtime.types)")
+        from ..runtimes.secret import SECRET_FILE
+        from ..runtimes.spark.auth import spark_secret
+
         master = next((link.url for link in self.info().links if link.url.startswith("spark://")), None)
         if master is None:
             raise CloudtikError(f"cluster {self.name!r} has no Spark master yet (is it up?)")
-        return spark_session(master, app_name or self.name, **options)  # type: ignore[arg-type]
+        secret = spark_secret(self._ctx.dir / SECRET_FILE)
+        return spark_session(master, app_name or self.name, auth_secret=secret, **options)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Close this object's SSH connections (the cluster keeps running)."""

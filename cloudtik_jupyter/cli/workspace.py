@@ -1,4 +1,5 @@
-"""`cloudtik workspace create|update|delete|status|info`: a thin layer over `api.workspace.Workspace`.
+"""`cloudtik workspace create|update|delete|status|info|list`: a thin layer over `api.workspace.Workspace`
+(arguments and help: the grammar).
 
 WORKSPACE is a config file or the name of a workspace created from this machine.
 """
@@ -8,30 +9,20 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import CloudtikError
+from .build import SpecGroup, handles
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from ..api.workspace import Workspace, WorkspaceStatus
 
-
-class _Group(click.Group):
-    """Errors a user can act on: one red line, exit 2 for bad input and 1 otherwise."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except CloudtikError as exc:
-            root = ctx.find_root().obj
-            if isinstance(root, dict) and root.get("debug"):
-                raise
-            click.secho(f"Error: {exc}", fg="red", err=True)
-            sys.exit(exc.exit_code)
+# `cloudtik workspace ...` as a group of its own (for scripts and tests that call it directly).
+workspace = SpecGroup("workspace", "workspace")
 
 
 def _console() -> Console:
@@ -40,14 +31,16 @@ def _console() -> Console:
     return Console(highlight=False)
 
 
-def _workspace(source: str, console: Console) -> Workspace:
+def _workspace(source: str, console: Console, quiet: bool = False) -> Workspace:
     """Load the workspace; config warnings (e.g. SSH open to the internet) print as yellow lines."""
     from ..api.workspace import Workspace
 
     started = time.monotonic()
 
-    def progress(step: str) -> None:
-        console.print(f"[dim]{time.monotonic() - started:6.2f}s[/] [cyan]{'ensuring':>9}[/] {step}")
+    def progress(message: str) -> None:  # "creating VPC", "deleting VPC", "removed vpc-0abc"
+        if not quiet:
+            verb, _, what = message.partition(" ")
+            console.print(f"[dim]{time.monotonic() - started:6.2f}s[/] [cyan]{verb:>9}[/] {what}")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -70,17 +63,9 @@ def status_table(status: WorkspaceStatus) -> object:
     return table
 
 
-WORKSPACE = click.argument("source", metavar="WORKSPACE")
-
-
-@click.group(cls=_Group)
-def workspace() -> None:
-    """Create and manage workspaces: the network, firewall, roles and storage clusters share."""
-
-
-def _converge(source: str, yes: bool, verb: str) -> None:
+def _converge(source: str, yes: bool, quiet: bool, verb: str) -> None:
     console = _console()
-    ws = _workspace(source, console)
+    ws = _workspace(source, console, quiet)
     if not yes and sys.stdin.isatty():
         click.confirm(f"{verb.capitalize()} workspace {ws.name!r} on {ws.config.provider.type}?", abort=True)
     console.print(f"{verb.capitalize()} workspace [bold]{ws.name}[/] on [bold]{ws.config.provider.type}[/]")
@@ -94,50 +79,57 @@ def _converge(source: str, yes: bool, verb: str) -> None:
     )
 
 
-@workspace.command()
-@click.argument("config", metavar="CONFIG")
-@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation (for scripts).")
-def create(config: str, yes: bool) -> None:
-    """Create the workspace of CONFIG (a YAML file). Re-running converges, also after an interruption."""
-    _converge(config, yes, "creating")
+@handles("workspace create")
+def create(config: str, yes: bool, quiet: bool) -> None:
+    _converge(config, yes, quiet, "creating")
 
 
-@workspace.command()
-@click.argument("config", metavar="CONFIG")
-@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation (for scripts).")
-def update(config: str, yes: bool) -> None:
-    """Apply a changed CONFIG (e.g. allowed SSH CIDRs) to an existing workspace."""
-    _converge(config, yes, "updating")
+@handles("workspace update")
+def update(config: str, yes: bool, quiet: bool) -> None:
+    _converge(config, yes, quiet, "updating")
 
 
-@workspace.command()
-@WORKSPACE
-@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
-@click.option("--force", is_flag=True, help="Take down clusters still in the workspace and empty its bucket.")
-def delete(source: str, yes: bool, force: bool) -> None:
-    """Delete everything WORKSPACE created (refuses while clusters run in it, unless --force)."""
+@handles("workspace delete")
+def delete(workspace: str, yes: bool, force: bool, quiet: bool) -> None:
     console = _console()
-    ws = _workspace(source, console)
+    ws = _workspace(workspace, console, quiet)
     if not yes and sys.stdin.isatty():
         extra = " Its clusters are taken down and its bucket emptied." if force else ""
         click.confirm(f"Delete workspace {ws.name!r} on {ws.config.provider.type}?{extra}", abort=True)
     console.print(f"Deleting workspace [bold]{ws.name}[/] on [bold]{ws.config.provider.type}[/]")
-    ws.delete(force=force)
-    console.print(f"Workspace [bold]{ws.name}[/] is deleted.")
+    report = ws.delete(force=force)
+    removed = f"{len(report.removed)} resource(s) removed" if report.removed else "nothing was left to remove"
+    console.print(f"Workspace [bold]{ws.name}[/] is deleted ({removed}).")
 
 
-@workspace.command()
-@WORKSPACE
-def status(source: str) -> None:
-    """Each resource of WORKSPACE: present or missing."""
+@handles("workspace status")
+def status(workspace: str, quiet: bool) -> None:
     console = _console()
-    result = _workspace(source, console).status()
-    console.print(status_table(result))
+    console.print(status_table(_workspace(workspace, console, quiet).status()))
 
 
-@workspace.command()
-@WORKSPACE
-def info(source: str) -> None:
-    """Ids and names of WORKSPACE's resources (what clusters in it use)."""
-    for key, value in _workspace(source, _console()).info().items():
+@handles("workspace info")
+def info(workspace: str, quiet: bool) -> None:
+    ws = _workspace(workspace, _console(), quiet)
+    for key, value in ws.info().items():
         click.echo(f"{key + ':':<26}{value}")
+    try:
+        published = ws.services()
+    except CloudtikError as exc:  # no registry on this provider (yet)
+        click.echo(f"{'services:':<26}- ({exc})")
+        return
+    click.echo(f"{'services:':<26}{'-' if not any(d.services for d in published) else ''}")
+    for doc in published:
+        for s in doc.services:
+            click.echo(f"  {doc.cluster:<14}{s.name:<18}{s.kind:<18}{s.url}")
+
+
+@handles("workspace list")
+def list_(quiet: bool) -> None:
+    from ..api.workspace import Workspace
+
+    found = Workspace.list()
+    if not found:
+        click.echo("no workspaces")
+    for ws in found:
+        click.echo(f"{ws.name}\t{ws.provider}")

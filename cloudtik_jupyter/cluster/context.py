@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .. import paths
 from ..config.schema import ClusterConfig
-from ..errors import CloudtikError
+from ..errors import CloudtikError, ConfigError
 from ..providers import node_provider
 from ..providers import tags as T
 from ..providers.base import NodeAddress, NodeId, NodeProvider
@@ -200,6 +200,14 @@ class ClusterContext:
         """SSH target: the head by its public address, a worker through the head (as on a cloud)."""
         from ..ssh.runner import SshTarget
 
+        endpoint = getattr(self.config.provider, "endpoint_url", None)
+        if endpoint:  # the one way to SSH: no connection ever goes to what a local endpoint returns
+            raise ConfigError(
+                "provider.endpoint_url",
+                f"is set ({endpoint}): the addresses that endpoint hands out are not machines of yours, so "
+                f"cloudtik does not connect to them (nodes are launched, nothing runs on them; "
+                f"`cloudtik down {self.name}` removes them; the virtual provider runs clusters here)",
+            )
         user = self.config.auth.ssh_user
         addr = node.address
         if node.kind == T.KIND_HEAD or head is None:
@@ -219,3 +227,41 @@ class ClusterContext:
 
 def record_exists(name: str) -> bool:
     return (paths.cluster_dir(name) / CONFIG_FILE).exists()
+
+
+def load_record(name: str) -> tuple[ClusterConfig, str | None]:
+    """The recorded config of cluster `name`, and why it no longer loads if it doesn't.
+
+    A record another version wrote (or someone edited) may fail today's validation. The cluster must
+    still be reachable to take it down, so such a record is read for what finding its nodes needs —
+    name, workspace, provider, auth, head type — and the problem is returned beside it (`up` refuses to
+    run from it). Only a cloud provider section that itself fails is not guessed at: that raises.
+    """
+    from ..config import load_config
+    from ..config.yaml_io import parse_yaml, read_config_text
+
+    record = paths.cluster_dir(name) / CONFIG_FILE
+    try:
+        return load_config(record, check_files=False), None
+    except ConfigError as exc:
+        problem = str(exc)
+    data = parse_yaml(read_config_text(record), str(record))
+    data = data if isinstance(data, dict) else {}
+    head = data.get("head_node_type")
+    head = head if isinstance(head, str) and len(head) <= 64 else "head"
+    base = {"cluster_name": name, "head_node_type": head, "available_node_types": {head: {}}}
+    attempts = [
+        {k: data[k] for k in ("workspace_name", "provider", "auth") if k in data},
+        {k: data[k] for k in ("workspace_name", "provider") if k in data},
+    ]
+    provider = data.get("provider")
+    if not isinstance(provider, dict) or provider.get("type", "virtual") == "virtual":
+        attempts.append({})  # a virtual record: its nodes are found by cluster name in the state dir
+    for extra in attempts:
+        try:
+            return load_config({**base, **extra}, check_files=False), problem
+        except ConfigError:
+            continue
+    raise ConfigError(
+        "", f"the record of cluster {name!r} no longer loads ({problem}); fix or remove {record}"
+    )

@@ -7,23 +7,26 @@ interruption at any phase converges without duplicate nodes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 from .. import paths
-from ..errors import ConfigError
+from ..errors import CloudtikError, ConfigError
 from ..head.identity import IDENTITY_FILE, HeadIdentity, recovered_identity
 from ..providers import tags as T
 from ..providers.base import NodeSpec
 from ..providers.tags import NodeStatus
+from ..runtimes.secret import SECRET_FILE, ensure_secret
 from ..waiting import wait_for
 from .context import ClusterContext, NodeRef
 from .health import head_problem
 from .identity_record import remember_identity
 from .live import fetch_store_credentials
 from .progress import ProgressEvent, ProgressSink, ignore_progress
-from .updater import needs_update, plan_for, update_node
+from .updater import NODE_STATE, needs_update, plan_for, update_node
 
 HEAD_SEQ = 1
 WAIT_FOR_WORKERS_SECONDS = 900.0
@@ -64,14 +67,18 @@ async def launch_node(
 
 def head_node_files(ctx: ClusterContext) -> dict[str, Path]:
     """Files the head's setup copies beside its config: the user's public key (accepted by workers), the
-    head's own key for the workers (kept here, so a new head after a crash is still accepted by them),
-    and what the client remembers of the head's identity (seq high-water mark, desired counts)."""
+    head's own key for the workers (kept here, so a new head after a crash is still accepted by them), the
+    runtime secret, and what the client remembers of the head's identity (seq high-water mark, desired counts)."""
     from ..ssh.keys import ensure_keypair
 
     client_key = ctx.dir / CLIENT_KEY_FILE
     paths.write_private(client_key, ctx.public_key() + "\n")
     ensure_keypair(ctx.dir / HEAD_KEY_FILE)
-    files = {CLIENT_KEY_FILE: client_key, HEAD_KEY_FILE: ctx.dir / HEAD_KEY_FILE}
+    files = {
+        CLIENT_KEY_FILE: client_key,
+        HEAD_KEY_FILE: ctx.dir / HEAD_KEY_FILE,
+        SECRET_FILE: ensure_secret(ctx.dir / SECRET_FILE),  # the runtimes' key (Spark authentication)
+    }
     if (ctx.dir / IDENTITY_FILE).exists():
         files[IDENTITY_FILE] = ctx.dir / IDENTITY_FILE
     return files
@@ -88,6 +95,9 @@ async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progr
         assert head is not None, "provider lost the head it just created"
     if needs_update(head, plan_for(ctx.config, T.KIND_HEAD)):
         await update_node(ctx, head, None, progress=progress, node_files=head_node_files(ctx))
+        await asyncio.to_thread(
+            ctx.provider.set_node_tags, head.node_id, {T.CONFIG_DIGEST: config_digest(ctx)}
+        )
         head = await ctx.head()
         assert head is not None
         await fetch_store_credentials(ctx, head)
@@ -100,8 +110,9 @@ async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progr
     if problem is not None:
         progress(ProgressEvent("repair", f"{problem}; repairing the head", head.node_id, head.kind))
         await repair_head(ctx, head, progress)
-        return head
-    progress(ProgressEvent("up-to-date", "already up-to-date", head.node_id, head.kind))
+    else:
+        progress(ProgressEvent("up-to-date", "already up-to-date", head.node_id, head.kind))
+    await push_config(ctx, head, progress)
     await remember_identity(ctx, await ctx.store(head))
     return head
 
@@ -115,7 +126,23 @@ async def repair_head(ctx: ClusterContext, head: NodeRef, progress: ProgressSink
         return await head_problem(ctx, head) is None
 
     await wait_for(healthy, timeout=HEAD_REPAIR_TIMEOUT, what="the repaired head to report", max_interval=0.1)
-    await remember_identity(ctx, await ctx.store(head))
+
+
+def config_digest(ctx: ClusterContext) -> str:
+    return hashlib.sha256(ctx.config_file.read_bytes()).hexdigest()[:16]
+
+
+async def push_config(ctx: ClusterContext, head: NodeRef, progress: ProgressSink) -> None:
+    """A changed config whose setup is the same (counts, timeouts) needs no setup, but the head's
+    controller must still get it: `up` with new min_workers would otherwise wait for workers forever."""
+    digest = config_digest(ctx)
+    if head.tags.get(T.CONFIG_DIGEST) == digest:
+        return
+    await ctx.runner.upload(ctx.target(head, None), ctx.config_file, f"{NODE_STATE}/cluster.yaml")
+    await asyncio.to_thread(ctx.provider.set_node_tags, head.node_id, {T.CONFIG_DIGEST: digest})
+    store = await ctx.store(head)
+    await store.request_reconcile("cluster config updated")
+    progress(ProgressEvent("config", "cluster config updated on the head", head.node_id, head.kind))
 
 
 async def wait_for_workers(
@@ -162,6 +189,7 @@ async def up(
     ctx: ClusterContext, *, progress: ProgressSink = ignore_progress, with_workers: bool = True
 ) -> None:
     """Create or update the head (its controller then launches the workers); optionally wait for them."""
+    ctx.provider  # noqa: B018 -- the provider section is judged before anything is recorded
     ctx.save_record()
     ctx.public_key()  # generate the cluster key before anything is launched with it
     head = await ensure_head(ctx, progress)
@@ -205,9 +233,20 @@ async def down(ctx: ClusterContext, *, progress: ProgressSink = ignore_progress)
     if leftovers:
         await asyncio.to_thread(ctx.provider.terminate_nodes, [n.node_id for n in leftovers])
         terminated += len(leftovers)
+    await asyncio.to_thread(_withdraw_services, ctx)
     shutil.rmtree(ctx.dir, ignore_errors=True)
     progress(ProgressEvent("terminate", "cluster is down"))
     return terminated
+
+
+def _withdraw_services(ctx: ClusterContext) -> None:
+    """Other clusters of the workspace must not find this one's services any more."""
+    if not ctx.config.runtime.types:
+        return
+    from ..discovery.registry import withdraw
+
+    with contextlib.suppress(CloudtikError):  # no registry on this provider: nothing was published
+        withdraw(ctx.config)
 
 
 def desired_counts(ctx: ClusterContext, workers: int, node_type: str | None) -> dict[str, int]:

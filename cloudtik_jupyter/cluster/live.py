@@ -7,6 +7,9 @@ record (0600); each process then opens one forward per Redis server and keeps it
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +38,8 @@ async def fetch_store_credentials(ctx: ClusterContext, head: NodeRef) -> None:
 
 
 async def open_store(ctx: ClusterContext, head: NodeRef) -> StateStore:
-    """A StateStore reached through forwards from 127.0.0.1 to each Redis server on the head."""
+    """A StateStore reached through SSH forwards to each Redis server on the head. The forwards listen on
+    Unix sockets (0600) in a private directory, not on 127.0.0.1 ports other local users could reach."""
     from ..state.endpoints import RedisAddress, RedisEndpoints
     from ..state.store import StateStore
 
@@ -45,16 +49,28 @@ async def open_store(ctx: ClusterContext, head: NodeRef) -> StateStore:
             f"cluster {ctx.name!r} has no state store credentials here; run `cloudtik up` again"
         )
     endpoints = RedisEndpoints.load(local / "endpoints.json")
+    password = endpoints.read_password(local / "password")
     target = ctx.target(head, None)
+    sockets = Path(tempfile.mkdtemp(prefix="ctj-rs-"))  # 0700; short, for AF_UNIX's 108 bytes
+    atexit.register(shutil.rmtree, sockets, True)  # a CLI process exits without closing its clusters
     listeners: list[Any] = []
 
-    async def forward(address: RedisAddress) -> RedisAddress:
-        listener = await ctx.runner.forward_local_port(target, address.host, address.port)
-        listeners.append(listener)
-        return RedisAddress("127.0.0.1", listener.get_port())
+    def close() -> None:
+        for listener in listeners:
+            listener.close()
+        shutil.rmtree(sockets, ignore_errors=True)
 
-    primary, *shards = await asyncio.gather(*(forward(a) for a in (endpoints.primary, *endpoints.shards)))
-    forwarded = RedisEndpoints(primary=primary, shards=tuple(shards), password_file=local / "password")
-    store = StateStore.connect(forwarded, forwarded.read_password(), timeout=5.0)
-    ctx.on_close(lambda: [listener.close() for listener in listeners])
-    return store
+    async def forward(index: int, address: RedisAddress) -> Path:
+        path = sockets / f"{index}.sock"
+        listeners.append(await ctx.runner.forward_local_path(target, address.host, address.port, path))
+        return path
+
+    try:
+        primary, *shards = await asyncio.gather(
+            *(forward(i, a) for i, a in enumerate((endpoints.primary, *endpoints.shards)))
+        )
+    except BaseException:
+        close()
+        raise
+    ctx.on_close(close)
+    return StateStore.over_sockets(primary, shards, password, timeout=5.0)

@@ -6,14 +6,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import CloudtikError
+from ..errors import CloudtikError, HostKeyChanged
 from ..providers import tags as T
 from .context import ClusterContext, NodeRef
 from .health import head_problem
 from .identity_record import remember_identity
 
 if TYPE_CHECKING:
-    from ..state.records import NodeMetrics
+    from ..state.records import MetricSample, NodeMetrics
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class NodeRow:
     cpu_percent: float | None = None
     memory_used: int | None = None  # bytes
     memory_total: int | None = None
+    machine: str = ""  # nodes on one machine report the same memory (see NodeMetrics.machine)
+    cpu_history: tuple[float, ...] = ()  # the store's recent samples, oldest first (percent)
+    memory_history: tuple[int, ...] = ()  # bytes used, same samples
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,10 @@ class ClusterStatus:
     workers_desired: int = 0
     links: list[ServiceLink] = field(default_factory=list)
     events: list[ClusterEvent] = field(default_factory=list)
-    # What is wrong that the user should act on (a half-dead head: run `up` to repair it); empty when fine.
-    problems: list[str] = field(default_factory=list)
+    # What the user must act on, which the nodes' rows cannot say: the head presenting another SSH host key
+    # than the one pinned (both fingerprints named), a half-dead head (`up` repairs it), workers without a
+    # head. None when all is well.
+    error: str | None = None
 
     @property
     def head(self) -> NodeRow | None:
@@ -88,7 +93,13 @@ class ClusterSummary:
     workspace: str
 
 
-def node_row(node: NodeRef, beat: float | None = None, metrics: NodeMetrics | None = None) -> NodeRow:
+def node_row(
+    node: NodeRef,
+    beat: float | None = None,
+    metrics: NodeMetrics | None = None,
+    history: list[MetricSample] | None = None,
+) -> NodeRow:
+    samples = history or []
     return NodeRow(
         node_id=node.node_id,
         seq=node.seq,
@@ -101,6 +112,9 @@ def node_row(node: NodeRef, beat: float | None = None, metrics: NodeMetrics | No
         cpu_percent=metrics.cpu_percent if metrics else None,
         memory_used=metrics.memory_used if metrics else None,
         memory_total=metrics.memory_total if metrics else None,
+        machine=metrics.machine if metrics else "",
+        cpu_history=tuple(s.cpu_percent for s in samples),
+        memory_history=tuple(s.memory_used for s in samples),
     )
 
 
@@ -111,8 +125,9 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
     desired = {t: nt.min_workers for t, nt in types.items()}
     beats: dict[str, float] = {}
     metrics: dict[str, NodeMetrics] = {}
+    histories: dict[str, list[MetricSample]] = {}
     recent: list[ClusterEvent] = []
-    problems: list[str] = []
+    error: str | None = None
     head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
     from redis.exceptions import RedisError
 
@@ -121,27 +136,32 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
             store = await ctx.store(head)
             beats = await store.heartbeat_times()
             metrics = await store.all_metrics()
+            histories = await store.histories(n.node_id for n in nodes)
             wanted = await store.desired_state()
             desired.update({t: n for t, n in wanted.counts.items() if t in desired})
             recent = [ClusterEvent(e.time, e.kind, e.message, e.node_id) for e in await store.events(events)]
             await remember_identity(ctx, store, wanted)
+        except HostKeyChanged as exc:
+            error = str(exc)  # not "no heartbeat": something else may be answering at the head's address
         except (CloudtikError, OSError, RedisError):
             pass  # the head's store is unreachable: show what the provider knows (head_problem says so)
-        problem = await head_problem(ctx, head, beats.get(head.node_id))
-        if problem is not None:
-            problems.append(f"{problem}; run `cloudtik up` to repair it")
+        problem = None if error else await head_problem(ctx, head, beats.get(head.node_id))
+        if problem is not None:  # a half-dead head is an error, never "up-to-date"
+            error = f"{problem}; run `cloudtik up` to repair it"
     elif head is None and nodes:
-        problems.append("the head is gone; run `cloudtik up` to start a new one (it adopts the workers)")
+        error = "the head is gone; run `cloudtik up` to start a new one (it adopts the workers)"
     return ClusterStatus(
         name=ctx.name,
         provider=ctx.config.provider.type,
-        nodes=[node_row(n, beats.get(n.node_id), metrics.get(n.node_id)) for n in nodes],
+        nodes=[
+            node_row(n, beats.get(n.node_id), metrics.get(n.node_id), histories.get(n.node_id)) for n in nodes
+        ],
         workers_min=sum(t.min_workers for t in types.values()),
         workers_max=sum(t.effective_max for t in types.values()),
         workers_desired=sum(desired.values()),
         links=await service_links(ctx, head),
         events=recent,
-        problems=problems,
+        error=error,
     )
 
 

@@ -12,11 +12,12 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
-from .schema import NAME_PATTERN, ClusterConfig
+from .schema import CLOUD_ID, NAME_PATTERN, NODE_TYPE_PATTERN, USER_PATTERN, ClusterConfig
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 # A model validator may name the field it judges: "max_workers: must be >= min_workers (2)".
-_KEYED_MESSAGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*): (.+)$", re.DOTALL)
+# "run_options[2]: ..." names an entry of a list field.
+_KEYED_MESSAGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)((?:\[\d+\])*): (.+)$", re.DOTALL)
 # Keys the loader handles itself, valid at the top level besides the model's fields.
 LOADER_KEYS = ("from",)
 
@@ -160,12 +161,23 @@ _EXPECTED = {
     "dict_type": "a mapping",
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
+    "finite_number": "a finite number",
 }
 
 _NAME_RULE = (
     "must start with a lowercase letter and hold only lowercase letters, digits and '-' "
     "(at most 40 characters)"
 )
+
+_PATTERN_RULES = {
+    NAME_PATTERN: _NAME_RULE,
+    NODE_TYPE_PATTERN: "must start with a letter or digit and hold only letters, digits, '_', '.' and '-' "
+    "(at most 64 characters)",
+    USER_PATTERN: "must be a user name: a letter or '_', then letters, digits, '_', '.' or '-' "
+    "(at most 32 characters)",
+    CLOUD_ID: "must be a plain identifier: letters, digits and . _ ( ) - (at most 90 characters)",
+    r"^https?://[^\s]+$": "must be an http:// or https:// URL",
+}
 
 
 def _message(
@@ -184,7 +196,7 @@ def _message(
     if kind in _EXPECTED:
         return parts, f"expected {_EXPECTED[kind]}, got {describe(value)}"
     if kind == "string_pattern_mismatch":
-        rule = _NAME_RULE if ctx.get("pattern") == NAME_PATTERN else f"must match {ctx.get('pattern')}"
+        rule = _PATTERN_RULES.get(str(ctx.get("pattern")), f"must match {ctx.get('pattern')}")
         return parts, f"{rule}, got {value!r}"
     if kind == "union_tag_invalid":
         return [*parts, "type"], f"unknown type {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
@@ -199,11 +211,18 @@ def _message(
     if kind in bounds:
         limit = next(iter(ctx.values()), "?")
         return parts, f"must be {bounds[kind]} {limit:g}, got {value!r}"
+    if kind in ("string_too_long", "too_long"):
+        unit = "characters" if kind == "string_too_long" else "entries"
+        return parts, f"at most {ctx.get('max_length')} {unit} allowed"
+    if kind in ("string_too_short", "too_short"):
+        unit = "character" if kind == "string_too_short" else "entry"
+        return parts, f"at least {ctx.get('min_length')} {unit} needed"
     if kind == "value_error":
         text = str(ctx.get("error", error["msg"]))
         keyed = _KEYED_MESSAGE.match(text)
         if keyed:
-            return [*parts, keyed.group(1)], keyed.group(2)
+            indexes = [int(i) for i in re.findall(r"\d+", keyed.group(2))]
+            return [*parts, keyed.group(1), *indexes], keyed.group(3)
         return parts, text
     return parts, str(error["msg"])
 
@@ -212,7 +231,8 @@ def translate(exc: ValidationError) -> ConfigValidationError:
     """All of pydantic's errors (from validating a ClusterConfig) as issues with user-facing paths."""
     issues = []
     for error in exc.errors():
-        parts, holder = walk(error["loc"])
+        # A bad mapping key: pydantic appends "[key]" to the key's own path.
+        parts, holder = walk([p for p in error["loc"] if p != "[key]"])
         parts, message = _message(error, parts, holder)
         issues.append(ConfigIssue(format_path(parts), message))
     return ConfigValidationError(issues)

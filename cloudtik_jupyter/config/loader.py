@@ -16,8 +16,9 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError
 from .issues import ConfigIssue, ConfigValidationError, did_you_mean, format_path, translate
+from .limits import MAX_CONFIG_VALUES, MAX_FROM_CHAIN, MAX_NESTING, MAX_STRING
 from .schema import ClusterConfig
-from .yaml_io import dump_yaml, parse_yaml
+from .yaml_io import dump_yaml, parse_yaml, read_config_text
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -31,12 +32,31 @@ def shipped_templates() -> list[str]:
 # -- reading ------------------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """A deep copy made of dicts and lists only: the caller's mapping is never modified."""
+class _Budget:
+    """How many more values a config may hold (a mapping from Python may share or even contain itself)."""
+
+    def __init__(self) -> None:
+        self.left = MAX_CONFIG_VALUES
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise ConfigError("", f"config holds more than {MAX_CONFIG_VALUES} values; refused")
+
+
+def _plain(value: Any, path: tuple[str | int, ...] = (), budget: _Budget | None = None) -> Any:
+    """A deep copy made of dicts and lists only (the caller's mapping is never modified), bounded in
+    size, nesting depth and string length, so no input can exhaust memory or the stack later."""
+    budget = budget or _Budget()
+    budget.spend()
+    if len(path) > MAX_NESTING:
+        raise ConfigError(format_path(path[:MAX_NESTING]), f"nested more than {MAX_NESTING} levels deep")
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, (*path, str(k)), budget) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, (*path, i), budget) for i, v in enumerate(value)]
+    if isinstance(value, (str, bytes)) and len(value) > MAX_STRING:
+        raise ConfigError(format_path(path), f"longer than {MAX_STRING} characters ({len(value)}); refused")
     return value
 
 
@@ -55,15 +75,9 @@ def _kind(value: Any) -> str:
 
 
 def _read_config_file(path: Path) -> dict[Any, Any]:
-    if not path.is_file():
-        raise ConfigError("", f"config file not found: {path}")
-    if path.suffix not in YAML_SUFFIXES:
+    if path.suffix not in YAML_SUFFIXES and path.is_file():
         raise ConfigError("", f"not a YAML config (expected a .yaml or .yml file): {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("", f"cannot read config file {path}: {exc}") from None
-    return _as_mapping(parse_yaml(text, str(path)), str(path))
+    return _as_mapping(parse_yaml(read_config_text(path), str(path)), str(path))
 
 
 # -- paths: relative to the file that wrote them ---------------------------------------------------------
@@ -144,6 +158,8 @@ def _parent_source(ref: Any, child: _Source) -> tuple[_Source, dict[Any, Any]]:
 def _resolve(data: dict[Any, Any], source: _Source, chain: tuple[_Source, ...] = ()) -> dict[Any, Any]:
     """`data` with its ``from:`` chain merged underneath, local paths absolute."""
     chain = (*chain, source)
+    if len(chain) > MAX_FROM_CHAIN:
+        raise ConfigError("from", f"more than {MAX_FROM_CHAIN} templates on top of each other")
     ref = data.pop("from", None)
     data = _absolutize(data, source.base_dir)
     if ref is None:
@@ -188,10 +204,33 @@ def _check_local_files(config: ClusterConfig) -> None:
         if not os.path.exists(local)
     ]
     key = config.auth.ssh_private_key
-    if key is not None and not Path(key).expanduser().is_file():
-        issues.append(ConfigIssue("auth.ssh_private_key", f"file not found: {key}"))
+    problem = _private_key_problem(Path(key).expanduser()) if key is not None else None
+    if problem:
+        issues.append(ConfigIssue("auth.ssh_private_key", problem))
     if issues:
         raise ConfigValidationError(issues)
+
+
+MAX_KEY_FILE = 64 * 1024
+
+
+def _private_key_problem(path: Path) -> str | None:
+    """Why `path` cannot be the cluster's SSH key, if it cannot: checked before anything is recorded."""
+    if not path.is_file():
+        return f"file not found: {path}"
+    try:
+        info = path.stat()
+        if not 0 < info.st_size <= MAX_KEY_FILE:  # /proc files say 0, and some block when read
+            return f"{path} is not an SSH private key (expected a PEM or OpenSSH key file)"
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    if not head.lstrip().startswith(b"-----BEGIN "):
+        return f"{path} is not an SSH private key (expected a PEM or OpenSSH key file)"
+    if info.st_mode & 0o077:
+        return f"{path} is readable by other users; make it private first: chmod 600 {path}"
+    return None
 
 
 def _build(data: dict[Any, Any], source: _Source, check_files: bool) -> ClusterConfig:

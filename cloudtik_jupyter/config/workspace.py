@@ -15,13 +15,14 @@ import ipaddress
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
 from .schema import NAME_PATTERN, ProviderConfig, VirtualProviderConfig
 
+NETWORK_ID = r"^[A-Za-z0-9/][A-Za-z0-9._()/-]{0,399}$"
 NetworkingMode = Literal["public", "peering", "shared-vpc"]
 _ANYWHERE = {"0.0.0.0/0", "::/0"}
 
@@ -38,10 +39,11 @@ class NetworkingConfig(BaseModel):
     # shared-vpc: every node private, in the existing `vpc_id`; only what is missing there is created.
     mode: NetworkingMode = "public"
     # Who may SSH to the nodes. Nothing is open by default; 0.0.0.0/0 only if written here (with a warning).
-    allowed_ssh_cidrs: list[str] = Field(default_factory=list)
-    vpc_cidr: str = "10.0.0.0/16"
-    peer_vpc_id: str | None = Field(default=None, validate_default=True)
-    vpc_id: str | None = Field(default=None, validate_default=True)
+    allowed_ssh_cidrs: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=64)
+    vpc_cidr: str = Field(default="10.0.0.0/16", max_length=64)
+    # A VPC id, a network name or an Azure resource id.
+    peer_vpc_id: str | None = Field(default=None, validate_default=True, pattern=NETWORK_ID)
+    vpc_id: str | None = Field(default=None, validate_default=True, pattern=NETWORK_ID)
 
     @field_validator("allowed_ssh_cidrs")
     @classmethod
@@ -147,14 +149,12 @@ def load_workspace_config(source: WorkspaceConfig | Mapping[str, Any] | str | Pa
         return source
     if isinstance(source, Mapping):
         return validate_workspace_config(source)
-    from .yaml_io import parse_yaml
+    from .yaml_io import parse_yaml, read_config_text
 
     path = Path(source).expanduser()
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError("", f"can't read workspace config {path}: {exc.strerror}") from None
-    data = parse_yaml(text, origin=str(path))  # strict: a key given twice is an error
+    data = parse_yaml(
+        read_config_text(path, "workspace config"), origin=str(path)
+    )  # strict: a key given twice is an error
     if not isinstance(data, Mapping):
         raise ConfigError("", f"{path}: expected a mapping of keys (workspace_name, provider, networking)")
     return validate_workspace_config(data)

@@ -6,7 +6,6 @@ initialization commands (which always run on the node itself, through the plain 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Protocol
 
 import asyncssh
 
+from ..concurrency import gather_bounded
 from ..config.schema import ClusterConfig
 from ..errors import CommandFailed
 from ..ssh.exec import OutputCallback
@@ -67,6 +67,10 @@ class NodeRunner(Protocol):
     async def forward_local_port(
         self, target: SshTarget, remote_host: str, remote_port: int, local_port: int = 0
     ) -> asyncssh.SSHListener: ...
+
+    async def forward_local_path(
+        self, target: SshTarget, remote_host: str, remote_port: int, path: Path
+    ) -> asyncssh.SSHListener: ...  # a 0600 Unix socket instead of a 127.0.0.1 port
 
     async def attach(
         self,
@@ -153,17 +157,9 @@ class ContainerRunner:
         check: bool = False,
         on_output: OutputCallback | None = None,
     ) -> list[CommandResult]:
-        slots = asyncio.Semaphore(concurrency)
-
-        async def one(target: SshTarget) -> CommandResult:
-            async with slots:
-                return await self.run(target, command, env=env, check=check, on_output=on_output)
-
-        outcomes = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
-        for outcome in outcomes:  # every run finished: raise the first error in target order
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return [o for o in outcomes if isinstance(o, CommandResult)]
+        return await gather_bounded(
+            lambda t: self.run(t, command, env=env, check=check, on_output=on_output), targets, concurrency
+        )
 
     async def upload(self, target: SshTarget, local: Path, remote: str) -> None:
         if scripts.in_home(remote):
@@ -191,6 +187,11 @@ class ContainerRunner:
         self, target: SshTarget, remote_host: str, remote_port: int, local_port: int = 0
     ) -> asyncssh.SSHListener:
         return await self.ssh.forward_local_port(target, remote_host, remote_port, local_port)
+
+    async def forward_local_path(
+        self, target: SshTarget, remote_host: str, remote_port: int, path: Path
+    ) -> asyncssh.SSHListener:
+        return await self.ssh.forward_local_path(target, remote_host, remote_port, path)
 
     async def attach(
         self,

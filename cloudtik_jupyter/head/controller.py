@@ -25,11 +25,14 @@ from .. import paths
 from ..cluster.context import ClusterContext, NodeRef
 from ..cluster.launcher import launch_node
 from ..cluster.updater import plan_for, update_node
+from ..concurrency import gather_bounded
 from ..config import load_config
 from ..config.schema import ClusterConfig
 from ..errors import CloudtikError, NodeUnreachable
 from ..node.start import CLIENT_KEY_FILE, HEAD_KEY_FILE, REDIS_DIR
 from ..providers import tags as T
+from ..runtimes.secret import SECRET_FILE
+from ..state.acl import grant_node, revoke_node
 from ..state.endpoints import RedisEndpoints
 from ..state.records import ChangeKind, NodeRecord
 from ..state.store import StateStore
@@ -41,6 +44,8 @@ log = logging.getLogger("cloudtik.controller")
 
 ADOPT_TIMEOUT = 60.0  # restarting the agent of a worker set up under a previous head
 SETUP_SSH_WAIT = 120.0  # a new worker's SSH may take this long to come up (cloud VMs boot slowly)
+LAUNCH_CONCURRENCY = 16  # provider calls at a time, whatever the count asked for
+UPDATE_CONCURRENCY = 32  # workers being set up (SSH sessions from the head) at a time
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Controller:
         self.state_dir = state_dir
         self.memory = Memory()
         self.wake = asyncio.Event()
+        self._update_slots = asyncio.Semaphore(UPDATE_CONCURRENCY)
         self._config_mtime = self._mtime()
         self._use(config)
 
@@ -254,6 +260,7 @@ class Controller:
             if node_id not in alive:
                 del records[node_id]
                 await self.store.remove_node(node_id)
+                await revoke_node(self.store, self.state_dir / REDIS_DIR, node_id)
                 await self.store.clear_update_tries(node_id)
                 self._forget(node_id)
                 await self._event(
@@ -277,6 +284,7 @@ class Controller:
             if self.memory.rows is not None:
                 self.memory.rows.pop(node_id, None)
             await self.store.remove_node(node_id)
+            await revoke_node(self.store, self.state_dir / REDIS_DIR, node_id)
             await self.store.clear_update_tries(node_id)
             await self._event("node-terminated", f"terminated {node_id}: {why}", node_id)
 
@@ -303,7 +311,9 @@ class Controller:
             if node is not None:
                 await self._start_update(node, head, restart=False, adopt=False)
 
-        await asyncio.gather(*(one(t) for t, n in counts.items() for _ in range(n)))
+        # Batched: a request for thousands of workers makes at most LAUNCH_CONCURRENCY calls at a time.
+        types = (t for t, n in counts.items() for _ in range(n))
+        await gather_bounded(one, types, LAUNCH_CONCURRENCY, keep_going=False)
 
     async def _start_update(self, node: NodeRef, head: NodeRef | None, *, restart: bool, adopt: bool) -> None:
         current = self.memory.updates.get(node.node_id)
@@ -328,15 +338,19 @@ class Controller:
     async def _update(self, node: NodeRef, head: NodeRef | None, restart: float | None) -> None:
         """Set the node up (`restart` None) or restart its agent within `restart` seconds."""
         redis = self.state_dir / REDIS_DIR
-        files = {
-            f"{REDIS_DIR}/endpoints.json": redis / "endpoints.json",
-            f"{REDIS_DIR}/password": redis / "password",
-        }
         try:
-            if restart is not None:
-                await self._restart(node, head, files, restart)
-            else:
-                await update_node(self.ctx, node, head, node_files=files, wait_for_ssh=SETUP_SSH_WAIT)
+            files = {
+                f"{REDIS_DIR}/endpoints.json": redis / "endpoints.json",
+                # The worker's own restricted Redis user, never the admin password (state/acl.py); an
+                # adopted worker gets its user made in the new head's store here.
+                f"{REDIS_DIR}/password": await grant_node(self.store, redis, node.node_id),
+                SECRET_FILE: self.state_dir / SECRET_FILE,  # the runtimes' key (Spark authentication)
+            }
+            async with self._update_slots:  # a restart's deadline starts once it has a slot
+                if restart is not None:
+                    await self._restart(node, head, files, restart)
+                else:
+                    await update_node(self.ctx, node, head, node_files=files, wait_for_ssh=SETUP_SSH_WAIT)
         except CloudtikError as exc:
             if restart is not None:
                 await self._event(

@@ -70,6 +70,7 @@ class ClusterForm(widgets.VBox):
 
     errors = Dict().tag(sync=True)  # key path -> message, as the config layer reports them
     valid = Bool(False).tag(sync=True)
+    existing = Bool(False).tag(sync=True)  # a cluster of that name exists here: Launch becomes Update
     state = Unicode("editing").tag(sync=True)  # editing | launching | launched | failed
 
     def __init__(self, *, cluster_name: str = "my-cluster", template: str | None = "virtual-small") -> None:
@@ -111,7 +112,7 @@ class ClusterForm(widgets.VBox):
         self.template.observe(lambda change: self._use_template(change["new"]), names="value")
         self.provider.observe(lambda _: self._show_provider_fields(), names="value")
         self.add_row.on_click(lambda _: self._add_row(spec.WorkerType("", 0, 1)))
-        self.launch_button.on_click(lambda _: self.launch())
+        self.launch_button.on_click(lambda _: self.update() if self.existing else self.launch())
         self.stop_button.on_click(lambda _: self.stop())
 
         super().__init__(
@@ -213,6 +214,7 @@ class ClusterForm(widgets.VBox):
         self.errors = result.errors
         self.valid = result.config is not None
         self._show_errors(values, result.errors)
+        self._show_existing(values.cluster_name if "cluster_name" not in result.errors else "")
         self.preview.value = self._yaml(values)
         self.launch_button.disabled = not self.valid or self.state in ("launching", "launched")
         return self.valid
@@ -237,6 +239,22 @@ class ClusterForm(widgets.VBox):
         rest = [f"{k}: {v}" if k else v for k, v in errors.items() if k not in shown]
         self.general_errors.value = "<br>".join(error_html(line) for line in rest)
 
+    def _show_existing(self, name: str) -> None:
+        """Never reconfigure a cluster silently: an existing name is said, and Launch becomes Update."""
+        from ..cluster.context import record_exists
+
+        if self.state in ("launching", "launched"):
+            return  # this form's own cluster
+        self.existing = bool(name) and record_exists(name)
+        if self.existing:
+            self._field_errors["cluster_name"].value = (
+                f'<span style="color:#9a6700">a cluster named <b>{escape(name)}</b> exists on this machine: '
+                "Update applies this config to it</span>"
+            )
+        launched = self.state in ("launching", "launched")
+        self.launch_button.description = "Update" if self.existing and not launched else "Launch"
+        self.launch_button.button_style = "warning" if self.existing else "primary"
+
     @staticmethod
     def _yaml(values: spec.FormValues) -> str:
         from ..config.yaml_io import dump_yaml
@@ -246,8 +264,22 @@ class ClusterForm(widgets.VBox):
     # -- launch -------------------------------------------------------------------------------------
 
     def launch(self) -> None:
-        """What the Launch button does: `up` on the private loop, progress and then the view here."""
+        """What the Launch button does: `up` of a new cluster on the private loop, progress and then the
+        view here. A name already in use is refused (see `update`)."""
+        self._start(update=False)
+
+    def update(self) -> None:
+        """What the button does when the name is in use: `up` the existing cluster with this config."""
+        self._start(update=True)
+
+    def _start(self, *, update: bool) -> None:
         if not self.validate() or self.config is None or self.state in ("launching", "launched"):
+            return
+        if self.existing and not update:
+            self.general_errors.value = error_html(
+                f"a cluster named {self.config.cluster_name!r} exists: use Update to reconfigure it, "
+                "or choose another name"
+            )
             return
         from ..api.cluster import Cluster
 
@@ -255,7 +287,7 @@ class ClusterForm(widgets.VBox):
         self.state = "launching"
         self.launch_button.disabled = True
         self.stop_button.layout.display = "flex"
-        self._board = ProgressBoard(f"up {self.cluster.name}")
+        self._board = ProgressBoard(f"{'update' if update else 'up'} {self.cluster.name}")
         self.progress.value = self._board._repr_html_()
         future = aio.submit(self.cluster.up_async(progress=self._inbox.post))
         future.add_done_callback(self._launch_finished)

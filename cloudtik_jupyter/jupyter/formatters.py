@@ -14,6 +14,7 @@ from IPython.lib.pretty import PrettyPrinter
 from . import rendering as R
 
 STATUS_MODULE = "cloudtik_jupyter.cluster.status"
+WORKSPACE_MODULE = "cloudtik_jupyter.api.workspace"
 
 
 def _pretty(render: Callable[[Any], str]) -> Callable[[Any, PrettyPrinter, bool], None]:
@@ -39,11 +40,17 @@ def _formatters(shell: InteractiveShell) -> dict[str, Any]:
 
 
 def register(shell: InteractiveShell) -> None:
+    from .rendering_workspace import workspace_status_html, workspace_status_text
+
     formatters = _formatters(shell)
     for name, render in HTML.items():
         formatters["text/html"].for_type_by_name(STATUS_MODULE, name, render)
     for name, render in TEXT.items():
         formatters["text/plain"].for_type_by_name(STATUS_MODULE, name, _pretty(render))
+    formatters["text/html"].for_type_by_name(WORKSPACE_MODULE, "WorkspaceStatus", workspace_status_html)
+    formatters["text/plain"].for_type_by_name(
+        WORKSPACE_MODULE, "WorkspaceStatus", _pretty(workspace_status_text)
+    )
 
 
 def unregister(shell: InteractiveShell) -> None:
@@ -51,3 +58,4 @@ def unregister(shell: InteractiveShell) -> None:
     for mime, table in (("text/html", HTML), ("text/plain", TEXT)):
         for name in table:
             formatters[mime].pop(f"{STATUS_MODULE}.{name}", None)
+        formatters[mime].pop(f"{WORKSPACE_MODULE}.WorkspaceStatus", None)

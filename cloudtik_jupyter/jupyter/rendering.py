@@ -6,10 +6,12 @@ Every value that reaches HTML is escaped here; widgets and formatters only place
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING
+
+from .links import link_hrefs
 
 if TYPE_CHECKING:
     from ..cluster.status import ClusterInfo, ClusterStatus, ClusterSummary, NodeRow, ServiceLink
@@ -33,7 +35,9 @@ class RowCells:
     status: str
     heartbeat: str
     cpu: str
+    cpu_trend: str  # a sparkline of the last samples
     memory: str
+    memory_trend: str
 
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -45,8 +49,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "status"),
     ("heartbeat", "heartbeat"),
     ("cpu", "cpu"),
+    ("cpu_trend", "cpu, last min"),
     ("memory", "memory"),
+    ("memory_trend", "memory, last min"),
 )
+SPARK_LEVELS = "▁▂▃▄▅▆▇█"
+SPARK_POINTS = 20
 
 
 def fmt_age(seconds: float | None) -> str:
@@ -69,6 +77,14 @@ def fmt_memory(used: int | None, total: int | None) -> str:
     return f"{used / GIB:.1f} / {total / GIB:.1f} GiB"
 
 
+def sparkline(values: Sequence[float], top: float) -> str:
+    """The last `SPARK_POINTS` values as block characters, 0..`top` (works in HTML and in plain text)."""
+    if not values or top <= 0:
+        return ""
+    last = len(SPARK_LEVELS) - 1
+    return "".join(SPARK_LEVELS[min(last, max(0, round(v / top * last)))] for v in values[-SPARK_POINTS:])
+
+
 def fmt_clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at))
 
@@ -84,7 +100,9 @@ def row_cells(row: NodeRow) -> RowCells:
         status=row.status or "unknown",
         heartbeat=fmt_age(row.heartbeat_age),
         cpu=fmt_cpu(row.cpu_percent),
+        cpu_trend=sparkline(row.cpu_history, 100.0),
         memory=fmt_memory(row.memory_used, row.memory_total),
+        memory_trend=sparkline(row.memory_history, float(row.memory_total or 0)),
     )
 
 
@@ -124,10 +142,17 @@ def workers_line(status: ClusterStatus) -> str:
     )
 
 
-def links_html(links: Sequence[ServiceLink]) -> str:
+def links_html(links: Sequence[ServiceLink], hrefs: Mapping[str, str] | None = None) -> str:
+    """Web links open `hrefs[url]` when given (the proxy of this notebook's Jupyter server)."""
     items = []
     for link in links:
-        if link.kind == "web":
+        href = (hrefs or {}).get(link.url)
+        if href is not None:
+            target = (
+                f'<a href="{escape(href)}" target="_blank" rel="noopener" title="{escape(link.url)} '
+                f'through this Jupyter server">{escape(link.url)}</a>'
+            )
+        elif link.kind == "web":
             target = f'<a href="{escape(link.url)}" target="_blank" rel="noopener">{escape(link.url)}</a>'
         else:
             target = f"<code>{escape(link.url)}</code>"
@@ -151,6 +176,8 @@ def status_text(status: ClusterStatus) -> str:
     parts = [f"cluster {status.name} ({status.provider}); {workers_line(status)}", nodes_table_text(rows)]
     if status.links:
         parts.append(links_text(status.links))
+    if status.error:
+        parts.append(f"Error: {status.error}")
     return "\n".join(parts)
 
 
@@ -159,7 +186,9 @@ def status_html(status: ClusterStatus) -> str:
     header = (
         f"<b>{escape(status.name)}</b> ({escape(status.provider)}) &middot; {escape(workers_line(status))}"
     )
-    return f"<div>{header}{nodes_table_html(rows)}{links_html(status.links)}</div>"
+    hrefs = link_hrefs(status.name, status.links)
+    error = error_html(status.error) if status.error else ""
+    return f"<div>{header}{nodes_table_html(rows)}{links_html(status.links, hrefs)}{error}</div>"
 
 
 def info_text(info: ClusterInfo) -> str:
@@ -175,7 +204,7 @@ def info_html(info: ClusterInfo) -> str:
     return (
         f"<div><b>{escape(info.name)}</b> ({escape(info.provider)})<br>"
         f"head: <code>{escape(info.head_ip or 'not running')}</code><br>workers: <code>{workers}</code>"
-        f"{links_html(info.links)}</div>"
+        f"{links_html(info.links, link_hrefs(info.name, info.links))}</div>"
     )
 
 

@@ -22,6 +22,7 @@ from traitlets import Dict, Int, List, Unicode
 from .. import aio
 from ..errors import CloudtikError
 from . import rendering as R
+from .links import link_hrefs
 from .updater import Inbox
 
 if TYPE_CHECKING:
@@ -113,7 +114,9 @@ class ClusterView(widgets.VBox):
         self._scale_target: int | None = None  # guarded by _lock: the count the scale loop works towards
         self._scaling = False
         self._futures: list[Future[Any]] = []
-        self._inbox: Inbox[Message] = Inbox(self._apply)
+        # Relayed: the view keeps updating while a cell runs. Every widget write takes `_inbox.lock`.
+        self._inbox: Inbox[Message] = Inbox(self._apply, relay=True)
+        self._hrefs: dict[str, str] = {}
 
         self._header = widgets.HTML()
         self._table = widgets.HTML()
@@ -206,13 +209,14 @@ class ClusterView(widgets.VBox):
 
     def scale_to(self, workers: int) -> None:
         """Ask for `workers` workers; requests made while one runs are merged (the last one wins)."""
-        self.error = ""
         with self._lock:
             self._scale_target = workers
             start = not self._scaling
             self._scaling = True
-        self.workers_desired = workers
-        self._render()
+        with self._inbox.lock:
+            self.error = ""
+            self.workers_desired = workers
+            self._render()
         if start:
             self._start(self._scale_until_settled())
 
@@ -239,16 +243,19 @@ class ClusterView(widgets.VBox):
         self._inbox.post(Settled())
 
     def ask_down(self) -> None:
-        count = len(self.status.nodes) if self.status else 0
-        self._question.value = f"Terminate all {count} node(s) of <b>{self.cluster_name}</b>?"
-        self._confirm_box.layout.display = "flex"
+        with self._inbox.lock:
+            count = len(self.status.nodes) if self.status else 0
+            self._question.value = f"Terminate all {count} node(s) of <b>{self.cluster_name}</b>?"
+            self._confirm_box.layout.display = "flex"
 
     def cancel_down(self) -> None:
-        self._confirm_box.layout.display = "none"
+        with self._inbox.lock:
+            self._confirm_box.layout.display = "none"
 
     def confirm_down(self) -> None:
-        self._confirm_box.layout.display = "none"
-        self._down.disabled = True
+        with self._inbox.lock:
+            self._confirm_box.layout.display = "none"
+            self._down.disabled = True
         self._start(self._terminate())
 
     async def _terminate(self) -> None:
@@ -294,6 +301,9 @@ class ClusterView(widgets.VBox):
             pending = self._scale_target
         self.workers_desired = pending if pending is not None else status.workers_desired
         self.links = [asdict(link) for link in status.links]
+        self._hrefs = link_hrefs(status.name, status.links)
+        if status.error:
+            self.error = status.error  # e.g. the head's host key changed: never shown as a quiet node
 
     def _event_lines(self) -> list[str]:
         stamped = [(n.at, n.text) for n in self._notes]
@@ -311,7 +321,7 @@ class ClusterView(widgets.VBox):
         badge = "" if live else f" &middot; <i>{self.state}</i>"
         self._header.value = f"<b>{self.cluster_name}</b>{provider} &middot; {summary}{badge}"
         self._table.value = R.nodes_table_html([R.RowCells(**row) for row in self.rows])
-        self._links.value = R.links_html(self.status.links) if self.status else ""
+        self._links.value = R.links_html(self.status.links, self._hrefs) if self.status else ""
         self._events.value = R.events_html(self.events)
         self._error.value = R.error_html(self.error)
         count = self._current_count()
@@ -323,6 +333,10 @@ class ClusterView(widgets.VBox):
 
     def _stop(self, state: str) -> None:
         """Stop background work for good (the cluster went away, or the view was closed)."""
+        with self._inbox.lock:
+            self._stop_locked(state)
+
+    def _stop_locked(self, state: str) -> None:
         if self.state not in ("gone", "closed"):
             self.state = state
         for future in self._futures:

@@ -95,7 +95,11 @@ class NodeAgent:
             loop.add_signal_handler(sig, self.request_stop)
         server = await serve(cfg.control_socket, self.handle)
         self._store = StateStore.connect(
-            self._endpoints, self._password, timeout=2.0, source_address=cfg.source_address
+            self._endpoints,
+            self._password,
+            timeout=2.0,
+            source_address=cfg.source_address,
+            username=cfg.redis_user,
         )
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name="heartbeats")
         try:

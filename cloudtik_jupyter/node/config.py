@@ -68,6 +68,7 @@ class RuntimeNode(_Model):
     head_ip: str
     runtime_dir: Path
     resources: dict[str, float] = Field(default_factory=dict)
+    secret_file: Path | None = None
 
 
 class AgentConfig(_Model):
@@ -86,6 +87,8 @@ class AgentConfig(_Model):
     # A digest of the store's credentials: when a new head hands out new ones, the agent is restarted.
     credentials: str = ""
     runtime_node: RuntimeNode | None = None  # None: no runtime is asked whether the node is busy
+    # A worker's own restricted Redis user (state/acl.py); None: the admin (the head).
+    redis_user: str | None = None
     heartbeat_interval: float = Field(default=1.0, gt=0)
     services: list[ServiceSpec] = Field(default_factory=list)
 

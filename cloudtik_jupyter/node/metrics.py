@@ -7,8 +7,11 @@ sampler keeps those objects between heartbeats.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -21,9 +24,20 @@ class TreeUsage:
     memory_rss: int
 
 
+def machine_id() -> str:
+    """A short, stable name of the running kernel: nodes that share it share the machine's memory."""
+    for source in ("/proc/sys/kernel/random/boot_id", "/etc/machine-id"):
+        with contextlib.suppress(OSError):
+            raw = Path(source).read_text().strip()
+            if raw:
+                return hashlib.sha256(raw.encode()).hexdigest()[:12]
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
+
+
 class MetricsSampler:
     def __init__(self) -> None:
         self._procs: dict[int, psutil.Process] = {}
+        self._machine = machine_id()
         psutil.cpu_percent(interval=None)  # first call primes the node-wide counter
 
     def node(self) -> NodeMetrics:
@@ -34,6 +48,7 @@ class MetricsSampler:
             memory_used=mem.total - mem.available,
             memory_total=mem.total,
             load=(load[0], load[1], load[2]),
+            machine=self._machine,
         )
 
     def _cached(self, proc: psutil.Process) -> psutil.Process:

@@ -28,6 +28,7 @@ from ..config.schema import ClusterConfig
 from ..daemon import redirect_stdio
 from ..errors import CloudtikError, Timeout
 from ..providers import tags as T
+from ..runtimes.secret import SECRET_FILE
 from ..waiting import wait_for
 from .config import AgentConfig, RedisConfig, RuntimeNode, ServiceSpec, control_socket_path
 from .control import AgentClient, ControlRequest
@@ -96,17 +97,22 @@ def runtime_node(config: ClusterConfig, node: NodeIdentity, state: Path) -> Runt
         head_ip=node.head_ip,
         runtime_dir=state / RUNTIME_DIR,
         resources=dict(resources),
+        secret_file=state / SECRET_FILE,
     )
 
 
 def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> list[ServiceSpec]:
-    from ..runtimes import enabled_runtimes
+    from ..runtimes import enabled_runtimes, runtime_environment
     from ..runtimes.base import node_info
 
     info = node_info(
         node.cluster, node.node_id, node.kind, node.node_type, node.ip, runtime_node(config, node, state)
     )
-    return [s for runtime, cfg in enabled_runtimes(config) for s in runtime.services(cfg, info)]
+    specs = [s for runtime, cfg in enabled_runtimes(config) for s in runtime.services(cfg, info)]
+    # Resolved on every node start, with or without services here: a consumed cluster that publishes
+    # nothing fails setup, naming the key.
+    env = runtime_environment(config, node.head_ip) if config.runtime.types else {}
+    return [s.model_copy(update={"env": {**env, **s.env}}) if env else s for s in specs]
 
 
 def credentials_digest(endpoints_file: Path, password_file: Path) -> str:
@@ -125,10 +131,14 @@ def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> Agen
         services, endpoints_file = head_services(config, node, state)
         redis["redis_endpoints_file"] = endpoints_file
     else:
-        # Uploaded by the head's controller: addresses, and the password as a 0600 file.
+        # Uploaded by the head's controller: addresses, and this worker's own (restricted) user's password
+        # as a 0600 file.
+        from ..state.acl import node_user
+
         endpoints = json.loads((state / REDIS_DIR / "endpoints.json").read_text())
         redis["redis"] = RedisConfig.model_validate({k: endpoints[k] for k in ("primary", "shards")})
         redis["redis_password_file"] = state / REDIS_DIR / "password"
+        redis["redis_user"] = node_user(node.node_id)
     redis["credentials"] = credentials_digest(
         state / REDIS_DIR / "endpoints.json", state / REDIS_DIR / "password"
     )
@@ -251,12 +261,24 @@ def start(state: Path) -> None:
         if agent is not None:
             asyncio.run(restart_stopped(wanted))
         asyncio.run(wait_until_ready(wanted))
-        return
-    if agent is not None or keeper is not None:
-        asyncio.run(stop_agent(wanted.run_dir))  # changed, or running unsupervised
-    paths.write_private(config_path, text)
-    fork_keeper(wanted)
-    asyncio.run(wait_until_ready(wanted))
+    else:
+        if agent is not None or keeper is not None:
+            asyncio.run(stop_agent(wanted.run_dir))  # changed, or running unsupervised
+        paths.write_private(config_path, text)
+        fork_keeper(wanted)
+        asyncio.run(wait_until_ready(wanted))
+    if node.kind == T.KIND_HEAD and config.runtime.types:
+        publish_services(config, node.ip)
+
+
+def publish_services(config: ClusterConfig, head_ip: str) -> None:
+    """Tell the workspace where this head's services are (again: a replaced head has a new address)."""
+    from ..discovery.registry import publish
+
+    try:
+        publish(config, head_ip)
+    except CloudtikError as exc:  # other clusters can't discover this one; it still works
+        print(f"warning: services not published to the workspace: {exc}", file=sys.stderr)
 
 
 def main() -> int:

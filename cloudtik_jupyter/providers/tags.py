@@ -11,6 +11,7 @@ NODE_STATUS = "cloudtik-node-status"
 NODE_NAME = "cloudtik-node-name"
 LAUNCH_HASH = "cloudtik-launch-hash"  # hash of what setup installed; a change re-runs setup
 NODE_SEQ = "cloudtik-node-seq"
+CONFIG_DIGEST = "cloudtik-config-digest"  # head: digest of the cluster config its controller was given
 WORKSPACE = "cloudtik-workspace"
 
 KIND_HEAD = "head"

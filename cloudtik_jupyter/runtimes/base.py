@@ -29,6 +29,18 @@ class NodeInfo:
     head_ip: str
     runtime_dir: Path  # the runtime's own directory on this node (work dirs, logs, event logs)
     resources: Mapping[str, float] = field(default_factory=dict)  # e.g. {"CPU": 2, "memory": 4 * 2**30}
+    # The cluster's runtime secret on this node (runtimes/secret.py): runtimes derive their keys from it.
+    secret_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class PublishedEndpoint:
+    """A service endpoint a runtime offers to the other clusters of its workspace (see discovery/)."""
+
+    name: str  # unique in the cluster, e.g. "tracking"
+    kind: str  # what it is, e.g. "mlflow-tracking", "dask-scheduler", "spark-master"
+    port: int
+    protocol: str  # URL scheme a consumer uses: "http", "tcp", "spark", ...
 
 
 def node_info(
@@ -43,6 +55,7 @@ def node_info(
         head_ip=node.head_ip,
         runtime_dir=node.runtime_dir,
         resources=dict(node.resources),
+        secret_file=node.secret_file,
     )
 
 
@@ -60,6 +73,19 @@ class Runtime(Protocol):
 
     def links(self, config: BaseModel, head_ip: str) -> list[ServiceLink]: ...
 
+    def worker_links(self, config: BaseModel, worker_ip: str) -> list[ServiceLink]: ...  # a worker's UIs
+
+    # Fixed ports its services bind on a node of `kind`, by config key (``{"master_port": 7077}``): the
+    # registry refuses two runtimes of one cluster that would bind the same port on the same node.
+    def ports(self, config: BaseModel, kind: str) -> dict[str, int]: ...
+
+    # Variables every runtime service on the cluster's nodes and every submitted job gets (all runtimes'
+    # merged), e.g. MLflow's tracking URI.
+    def environment(self, config: BaseModel, head_ip: str) -> dict[str, str]: ...
+
+    # What other clusters of the workspace may consume (discovery): endpoints on the head.
+    def published(self, config: BaseModel, head_ip: str) -> list[PublishedEndpoint]: ...
+
     def submit_argv(
         self,
         config: BaseModel,
@@ -73,3 +99,11 @@ class Runtime(Protocol):
     # Optional: ``busy(config, node) -> bool | None``, called by the node's agent (in a thread, a 5 s
     # deadline) to say whether the runtime runs work on this node; None when it cannot say. A busy node is
     # never released as idle. Not part of the Protocol so runtimes without it still satisfy it.
+
+
+def installed_check(modules: list[str], hint: str) -> str:
+    """A setup command that fails, saying `hint`, unless `modules` are importable here. Looks them up
+    without importing them (importing mlflow or ray takes seconds)."""
+    names = ", ".join(repr(m) for m in modules)
+    code = f"import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ({names},)))"
+    return f'python3 -c "{code}" || {{ echo "{hint}" >&2; exit 1; }}'

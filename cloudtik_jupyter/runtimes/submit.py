@@ -13,7 +13,7 @@ import sys
 from .. import paths
 from ..config import load_config
 from ..errors import CloudtikError
-from . import enabled_runtimes
+from . import enabled_runtimes, runtime_environment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime, cfg = enabled[name]
         head_ip = os.environ.get("CLOUDTIK_HEAD_IP") or os.environ["CLOUDTIK_NODE_IP"]
         command = runtime.submit_argv(cfg, head_ip, args.job, args.args, runtime_dir=state / "runtime")
+        os.environ.update(runtime_environment(config, head_ip))  # resolved now: a moved server is found
     except (CloudtikError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jupyter_server.extension.application import ExtensionApp
 
-from .forwards import HeadForwards
+from .forwards import NodeForwards
 from .handlers import routes
 from .hub import ClusterHub
 
@@ -17,7 +17,7 @@ class CloudtikServerExtension(ExtensionApp):
 
     def initialize_settings(self) -> None:
         assert self.serverapp is not None
-        self.hub = ClusterHub(self.serverapp.base_url, HeadForwards(), log=self.log)
+        self.hub = ClusterHub(self.serverapp.base_url, NodeForwards(), log=self.log)
 
     def initialize_handlers(self) -> None:
         assert self.hub is not None

@@ -21,7 +21,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ..errors import CloudtikError, ClusterNotFound, ConfigError, Timeout
-from .hub import ClusterHub, Conflict, HubUpdate, Removed, check_name
+from .hub import ClusterHub, Conflict, HubUpdate, Removed, Workspaces, check_name
 from .models import CreateRequest, ErrorOut, ScaleRequest, template_out
 
 KEEPALIVE_SECONDS = 15.0  # a comment line on an idle stream, so proxies keep it and we notice a gone client
@@ -179,8 +179,9 @@ class TemplatesHandler(CloudtikHandler):
 
 
 class StreamHandler(CloudtikHandler):
-    """Server-sent events: ``snapshot`` (every card) on connect, then ``cluster`` (one card) on each
-    change and ``removed`` when a cluster is gone. Driven by the head's state store, not by polling."""
+    """Server-sent events: ``snapshot`` (every card and workspace) on connect, then ``cluster`` (one card)
+    on each change, ``removed`` when a cluster is gone and ``workspaces`` (all of them) when the workspaces
+    or their clusters change. Driven by the head's state store, not by polling."""
 
     _updates: asyncio.Queue[HubUpdate] | None = None
 
@@ -194,7 +195,8 @@ class StreamHandler(CloudtikHandler):
             async with self.hub.subscribe() as updates:
                 self._updates = updates
                 cards = [c.model_dump(mode="json") for c in self.hub.cards()]
-                await self._send("snapshot", json.dumps({"clusters": cards}))
+                spaces = [w.model_dump(mode="json") for w in self.hub.workspaces()]
+                await self._send("snapshot", json.dumps({"clusters": cards, "workspaces": spaces}))
                 while True:
                     try:
                         update = await asyncio.wait_for(updates.get(), KEEPALIVE_SECONDS)
@@ -206,6 +208,9 @@ class StreamHandler(CloudtikHandler):
                         break
                     if isinstance(update, Removed):
                         await self._send("removed", json.dumps({"name": update.name}))
+                    elif isinstance(update, Workspaces):
+                        spaces = [w.model_dump(mode="json") for w in update.workspaces]
+                        await self._send("workspaces", json.dumps({"workspaces": spaces}))
                     else:
                         await self._send("cluster", update.model_dump_json())
             self.finish()
@@ -223,7 +228,7 @@ class StreamHandler(CloudtikHandler):
 
 
 def routes(hub: ClusterHub) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
-    from .proxy import ProxyHandler
+    from .proxy import proxy_routes
 
     name = r"(?P<name>[^/]+)"
     kwargs: dict[str, Any] = {"hub": hub}
@@ -233,5 +238,5 @@ def routes(hub: ClusterHub) -> list[tuple[str, type[web.RequestHandler], dict[st
         (rf"/cloudtik/clusters/{name}/scale", ScaleHandler, kwargs),
         (r"/cloudtik/templates", TemplatesHandler, kwargs),
         (r"/cloudtik/stream", StreamHandler, kwargs),
-        (rf"/cloudtik/proxy/{name}/(?P<port>\d+)/?(?P<path>.*)", ProxyHandler, kwargs),
+        *proxy_routes(hub),
     ]

@@ -20,15 +20,18 @@ from .. import paths
 from ..cluster.status import ClusterStatus, ClusterSummary
 from ..config.schema import NAME_PATTERN
 from ..errors import CloudtikError, ClusterNotFound, ConfigError
-from .models import ClusterCard, Operation, card
+from .capability import Signer
+from .links import HEAD, DeclaredPorts, declared_ports
+from .models import ClusterCard, Operation, WorkspaceOut, card, workspaces_out
 
 if TYPE_CHECKING:
     from ..api.cluster import Cluster
     from ..config.schema import ClusterConfig
-    from .forwards import HeadForwards
+    from .forwards import NodeForwards
 
 RESCAN_SECONDS = 1.0  # how soon a cluster made in another process appears
 RETRY_MAX_SECONDS = 10.0
+NODE_LINKS_TTL = 2.0  # how long the proxy reuses a cluster's node addresses for rewriting pages
 _NAME = re.compile(NAME_PATTERN)
 _log = logging.getLogger(__name__)
 
@@ -42,7 +45,14 @@ class Removed:
     name: str
 
 
-HubUpdate = ClusterCard | Removed | None  # None: the hub is closing
+@dataclass(frozen=True)
+class Workspaces:
+    """Every workspace with the clusters in it (sent whole: there are few)."""
+
+    workspaces: tuple[WorkspaceOut, ...]
+
+
+HubUpdate = ClusterCard | Removed | Workspaces | None  # None: the hub is closing
 
 
 def check_name(name: str) -> str:
@@ -53,14 +63,19 @@ def check_name(name: str) -> str:
 
 
 def _records() -> dict[str, float]:
-    """Cluster records in the state dir with their modification times (cheap: one glob, no parsing)."""
+    """Cluster and workspace records in the state dir with their modification times (cheap: two globs,
+    no parsing); keys are ``NAME`` for clusters and ``workspace:NAME`` for workspaces."""
+    from ..api.workspace import RECORD_FILE
     from ..cluster.context import CONFIG_FILE
 
-    root = paths.clusters_dir()
     found: dict[str, float] = {}
-    for record in root.glob(f"*/{CONFIG_FILE}") if root.exists() else []:
-        with contextlib.suppress(OSError):
-            found[record.parent.name] = record.stat().st_mtime
+    for root, pattern, prefix in (
+        (paths.clusters_dir(), f"*/{CONFIG_FILE}", ""),
+        (paths.workspaces_dir(), f"*/{RECORD_FILE}", "workspace:"),
+    ):
+        for record in root.glob(pattern) if root.exists() else []:
+            with contextlib.suppress(OSError):
+                found[prefix + record.parent.name] = record.stat().st_mtime
     return found
 
 
@@ -68,7 +83,7 @@ class ClusterHub:
     def __init__(
         self,
         base_url: str,
-        forwards: HeadForwards,
+        forwards: NodeForwards,
         *,
         log: logging.Logger = _log,
         rescan_seconds: float = RESCAN_SECONDS,
@@ -88,6 +103,10 @@ class ClusterHub:
         self._scanner: asyncio.Task[None] | None = None
         self._subscribers: set[asyncio.Queue[HubUpdate]] = set()
         self._rescanning = asyncio.Lock()
+        self.signer = Signer()
+        self._workspaces: tuple[WorkspaceOut, ...] = ()
+        self._declared: dict[str, tuple[ClusterConfig, DeclaredPorts]] = {}
+        self._node_links: dict[str, tuple[float, dict[str, str]]] = {}
 
     # -- handles ---------------------------------------------------------------------------------
 
@@ -101,9 +120,40 @@ class ClusterHub:
             handle = self._handles[name] = Cluster(name)
         return handle
 
+    def declared_ports(self, cluster: Cluster) -> DeclaredPorts:
+        """The ports the proxy may reach on `cluster` (computed once per config)."""
+        cached = self._declared.get(cluster.name)
+        if cached is None or cached[0] is not cluster.config:
+            cached = self._declared[cluster.name] = (cluster.config, declared_ports(cluster.config))
+        return cached[1]
+
+    async def node_links(self, cluster: Cluster, base_url: str) -> dict[str, str]:
+        """``http://IP:PORT`` of every declared web UI on the cluster's nodes -> its proxy entry URL."""
+        now = asyncio.get_running_loop().time()
+        cached = self._node_links.get(cluster.name)
+        if cached is not None and now - cached[0] < NODE_LINKS_TTL:
+            return cached[1]
+        from .. import aio
+        from ..providers import tags as T
+        from .links import proxy_path
+
+        nodes = await asyncio.wrap_future(aio.submit(cluster._ctx.nodes()))
+        ports = self.declared_ports(cluster)
+        links: dict[str, str] = {}
+        for node in nodes:
+            ref = HEAD if node.kind == T.KIND_HEAD else str(node.seq)
+            for port in ports.head if ref == HEAD else ports.worker:
+                links[f"http://{node.address.internal_ip}:{port}"] = base_url + proxy_path(
+                    cluster.name, port, ref
+                )
+        self._node_links[cluster.name] = (now, links)
+        return links
+
     async def _forget(self, name: str) -> None:
         """Close a handle (its SSH connections and forwards); the next request makes a fresh one."""
         self.forwards.drop(name)
+        self._declared.pop(name, None)
+        self._node_links.pop(name, None)
         handle = self._handles.pop(name, None)
         if handle is not None:
             await asyncio.to_thread(handle.close)
@@ -114,12 +164,14 @@ class ClusterHub:
         summary = self._summaries.get(name)
         if summary is None:
             return None
+        handle = self._handles.get(name)
         return card(
             summary,
             self._statuses.get(name),
             self.base_url,
             operation=self._operations.get(name),
             error=self._errors.get(name),
+            config=handle.config if handle is not None else None,
         )
 
     async def status_card(self, name: str) -> ClusterCard:
@@ -134,15 +186,30 @@ class ClusterHub:
             self.base_url,
             operation=self._operations.get(name),
             error=self._errors.get(name),
+            config=config,
         )
 
     def cards(self) -> list[ClusterCard]:
         return [c for c in (self.card(n) for n in sorted(self._summaries)) if c is not None]
 
+    def workspaces(self) -> tuple[WorkspaceOut, ...]:
+        return self._workspaces
+
     def _publish(self, name: str) -> None:
-        update: HubUpdate = self.card(name) or Removed(name)
+        self._send(self.card(name) or Removed(name))
+
+    def _send(self, update: HubUpdate) -> None:
         for queue in self._subscribers:
             queue.put_nowait(update)
+
+    async def _refresh_workspaces(self) -> None:
+        from ..api.workspace import Workspace
+
+        known = await asyncio.to_thread(Workspace.list)
+        fresh = workspaces_out(known, list(self._summaries.values()))
+        if fresh != self._workspaces:
+            self._workspaces = fresh
+            self._send(Workspaces(fresh))
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[HubUpdate]]:
@@ -168,13 +235,19 @@ class ClusterHub:
             await self._rescan(force)
 
     async def _rescan(self, force: bool) -> None:
-        from ..api.cluster import Cluster
-
         records = await asyncio.to_thread(_records)
         if not force and records == self._records:
             return
         changed = {n for n, t in records.items() if self._records is not None and self._records.get(n) != t}
         self._records = records
+        try:
+            await self._rescan_clusters(changed)
+        finally:
+            await self._refresh_workspaces()
+
+    async def _rescan_clusters(self, changed: set[str]) -> None:
+        from ..api.cluster import Cluster
+
         listed = {s.name: s for s in await asyncio.to_thread(Cluster.list)}
         for name in sorted(set(self._summaries) | set(listed)):
             if name in listed:

@@ -6,14 +6,18 @@ frozen records (`ClusterStatus`, `ClusterSummary`) and never from anything the p
 
 from __future__ import annotations
 
-from typing import Literal
-from urllib.parse import urlsplit
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..cluster.status import ClusterStatus, ClusterSummary, ServiceLink
+from ..cluster.status import ClusterStatus, ClusterSummary, NodeRow, ServiceLink
 from ..config.schema import ClusterConfig
 from ..providers import tags as T
+from .links import proxy_url
+
+if TYPE_CHECKING:
+    from ..api.workspace import WorkspaceSummary
 
 Phase = Literal["starting", "running", "failed", "stopping", "stopped", "unknown"]
 Operation = Literal["up", "down"]
@@ -56,6 +60,10 @@ class NodeOut(_Response):
     cpu_percent: float | None
     memory_used: int | None
     memory_total: int | None
+    machine: str  # nodes with the same machine share its memory
+    cpu_history: list[float]  # recent samples, oldest first (percent)
+    memory_history: list[int]  # bytes used, same samples
+    links: list[LinkOut]  # the node's own web UIs (a Spark worker's), through the proxy
 
 
 class EventOut(_Response):
@@ -74,11 +82,11 @@ class StatusOut(_Response):
     workers_max: int
     heartbeat_age: float | None  # the stalest reporting node's
     cpu_percent: float | None  # mean over reporting nodes
-    memory_used: int | None  # summed over reporting nodes
+    memory_used: int | None  # summed over machines (nodes sharing one are counted once)
     memory_total: int | None
     links: list[LinkOut]
     events: list[EventOut]
-    problems: list[str] = []  # e.g. a half-dead head (`up` repairs it)
+    error: str | None = None  # what the user must act on (a half-dead head: `up` repairs it)
 
 
 class ClusterCard(_Response):
@@ -91,6 +99,15 @@ class ClusterCard(_Response):
     operation: Operation | None = None
     error: str | None = None
     status: StatusOut | None = None
+
+
+class WorkspaceOut(_Response):
+    """A workspace as a panel card: the clusters of this machine that live in it."""
+
+    name: str
+    provider: str
+    created: bool  # created from this machine (`cloudtik workspace create`); the virtual default needs none
+    clusters: list[str]
 
 
 class WorkerTypeOut(_Response):
@@ -111,47 +128,64 @@ class ErrorOut(_Response):
     path: str | None = None  # the offending key, for bad input
 
 
-def proxy_path(cluster: str, port: int) -> str:
-    """Path (under the server's base URL) of the proxy to `port` on `cluster`'s head."""
-    return f"cloudtik/proxy/{cluster}/{port}/"
-
-
 def link_out(link: ServiceLink, cluster: str, head_ip: str | None, base_url: str) -> LinkOut:
     """A web link to the head gets a proxy URL, so it works from any browser that reaches Jupyter."""
-    proxy_url = None
-    if link.kind == "web" and head_ip:
-        parts = urlsplit(link.url)
-        if parts.scheme in ("http", "https") and parts.hostname == head_ip:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            rest = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
-            proxy_url = base_url + proxy_path(cluster, port) + rest
-    return LinkOut(name=link.name, url=link.url, kind=link.kind, proxy_url=proxy_url)
+    proxy = proxy_url(link, cluster, head_ip, base_url)
+    return LinkOut(name=link.name, url=link.url, kind=link.kind, proxy_url=proxy)
 
 
-def status_out(status: ClusterStatus, base_url: str) -> StatusOut:
-    nodes = [
-        NodeOut(
-            node_id=n.node_id,
-            seq=n.seq,
-            kind=n.kind,
-            node_type=n.node_type,
-            internal_ip=n.internal_ip,
-            status=n.status,
-            heartbeat_age=n.heartbeat_age,
-            cpu_percent=n.cpu_percent,
-            memory_used=n.memory_used,
-            memory_total=n.memory_total,
-        )
-        for n in status.nodes
-    ]
+def _node_links(node: NodeRow, cluster: str, config: ClusterConfig | None, base_url: str) -> list[LinkOut]:
+    if config is None or node.kind != T.KIND_WORKER:
+        return []
+    from ..runtimes import enabled_runtimes
+
+    out = []
+    for runtime, section in enabled_runtimes(config):
+        for link in runtime.worker_links(section, node.internal_ip):
+            proxy = proxy_url(link, cluster, node.internal_ip, base_url, node=str(node.seq))
+            out.append(LinkOut(name=link.name, url=link.url, kind=link.kind, proxy_url=proxy))
+    return out
+
+
+def node_out(node: NodeRow, cluster: str, config: ClusterConfig | None, base_url: str) -> NodeOut:
+    return NodeOut(
+        node_id=node.node_id,
+        seq=node.seq,
+        kind=node.kind,
+        node_type=node.node_type,
+        internal_ip=node.internal_ip,
+        status=node.status,
+        heartbeat_age=node.heartbeat_age,
+        cpu_percent=node.cpu_percent,
+        memory_used=node.memory_used,
+        memory_total=node.memory_total,
+        machine=node.machine,
+        cpu_history=list(node.cpu_history),
+        memory_history=list(node.memory_history),
+        links=_node_links(node, cluster, config, base_url),
+    )
+
+
+def memory_per_machine(nodes: list[NodeRow]) -> tuple[int | None, int | None]:
+    """Used and total memory summed over machines: nodes on one machine (virtual nodes, containers)
+    report that machine's memory each, so it is counted once. A node that does not say is its own."""
+    machines: dict[str, tuple[int, int]] = {}
+    for n in nodes:
+        if n.memory_used is not None and n.memory_total is not None:
+            machines[n.machine or f"node:{n.node_id}"] = (n.memory_used, n.memory_total)
+    if not machines:
+        return None, None
+    return sum(u for u, _ in machines.values()), sum(t for _, t in machines.values())
+
+
+def status_out(status: ClusterStatus, base_url: str, config: ClusterConfig | None = None) -> StatusOut:
     ages = [n.heartbeat_age for n in status.nodes if n.heartbeat_age is not None]
     cpus = [n.cpu_percent for n in status.nodes if n.cpu_percent is not None]
-    used = [n.memory_used for n in status.nodes if n.memory_used is not None]
-    total = [n.memory_total for n in status.nodes if n.memory_total is not None]
+    used, total = memory_per_machine(status.nodes)
     head = status.head
     head_ip = head.internal_ip if head else None
     return StatusOut(
-        nodes=nodes,
+        nodes=[node_out(n, status.name, config, base_url) for n in status.nodes],
         head_status=head.status if head else None,
         workers_ready=status.workers_ready,
         workers_desired=status.workers_desired,
@@ -159,11 +193,11 @@ def status_out(status: ClusterStatus, base_url: str) -> StatusOut:
         workers_max=status.workers_max,
         heartbeat_age=max(ages) if ages else None,
         cpu_percent=sum(cpus) / len(cpus) if cpus else None,
-        memory_used=sum(used) if used else None,
-        memory_total=sum(total) if total else None,
+        memory_used=used,
+        memory_total=total,
         links=[link_out(link, status.name, head_ip, base_url) for link in status.links],
         events=[EventOut(at=e.at, kind=e.kind, message=e.message, node_id=e.node_id) for e in status.events],
-        problems=list(status.problems),
+        error=status.error,
     )
 
 
@@ -176,9 +210,9 @@ def phase_of(status: ClusterStatus | None, operation: Operation | None, error: s
         return "failed" if error else "unknown"
     head = status.head
     if head is None:
-        return "failed" if error else "stopped"
+        return "failed" if error or status.error else "stopped"
     if head.status == T.NodeStatus.UP_TO_DATE.value:
-        return "failed" if status.problems else "running"
+        return "failed" if status.error else "running"
     if head.status == T.NodeStatus.UPDATE_FAILED.value:
         return "failed"
     return "starting"
@@ -191,6 +225,7 @@ def card(
     *,
     operation: Operation | None = None,
     error: str | None = None,
+    config: ClusterConfig | None = None,
 ) -> ClusterCard:
     return ClusterCard(
         name=summary.name,
@@ -198,8 +233,24 @@ def card(
         workspace=summary.workspace,
         phase=phase_of(status, operation, error),
         operation=operation,
-        error=error,
-        status=status_out(status, base_url) if status is not None else None,
+        error=error or (status.error if status is not None else None),
+        status=status_out(status, base_url, config) if status is not None else None,
+    )
+
+
+def workspaces_out(
+    known: Sequence[WorkspaceSummary], clusters: Sequence[ClusterSummary]
+) -> tuple[WorkspaceOut, ...]:
+    """Workspaces created here, and those clusters name without one (the virtual default), sorted."""
+    members: dict[tuple[str, str], list[str]] = {(w.provider, w.name): [] for w in known}
+    for cluster in clusters:
+        members.setdefault((cluster.provider, cluster.workspace), []).append(cluster.name)
+    created = {(w.provider, w.name) for w in known}
+    return tuple(
+        WorkspaceOut(
+            name=name, provider=provider, created=(provider, name) in created, clusters=sorted(names)
+        )
+        for (provider, name), names in sorted(members.items(), key=lambda item: (item[0][1], item[0][0]))
     )
 
 

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import asyncssh
 
+from ..concurrency import gather_bounded
 from ..errors import CloudtikError, CommandFailed, NodeUnreachable, Timeout
 from ..waiting import wait_for
 from . import transfer
@@ -235,19 +236,9 @@ class SshRunner:
 
         Every run finishes before the first error (in target order) is raised.
         """
-        slots = asyncio.Semaphore(concurrency)
-
-        async def one(target: SshTarget) -> CommandResult:
-            async with slots:
-                return await self.run(target, command, env=env, check=check, on_output=on_output)
-
-        outcomes = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
-        results: list[CommandResult] = []
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            results.append(outcome)
-        return results
+        return await gather_bounded(
+            lambda t: self.run(t, command, env=env, check=check, on_output=on_output), targets, concurrency
+        )
 
     # -- files and ports ------------------------------------------------------------------------
 
@@ -291,6 +282,20 @@ class SshRunner:
             return await conn.forward_local_port("127.0.0.1", local_port, remote_host, remote_port)
         except OSError as exc:
             raise CloudtikError(f"cannot listen on 127.0.0.1:{local_port}: {describe(exc)}") from exc
+
+    async def forward_local_path(
+        self, target: SshTarget, remote_host: str, remote_port: int, path: Path
+    ) -> asyncssh.SSHListener:
+        """Listen on the Unix socket `path` (0600; keep it in a 0700 directory) and forward each connection
+        to `remote_host`:`remote_port` as seen from the node: unlike a 127.0.0.1 port, only this user can
+        connect. Close the listener to stop (the socket file is removed)."""
+        conn = await self.connection(target)
+        try:
+            listener = await conn.forward_local_path_to_port(str(path), remote_host, remote_port)
+        except OSError as exc:
+            raise CloudtikError(f"cannot listen on {path}: {describe(exc)}") from exc
+        path.chmod(0o600)
+        return listener
 
     async def attach(
         self,

@@ -1,8 +1,10 @@
-"""Redis clients of the state store: few fast retries, and optionally a fixed source address."""
+"""Redis clients of the state store: few fast retries; TCP (optionally from a fixed source address) or a
+Unix socket; the admin or a worker's restricted user (acl.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -25,18 +27,24 @@ class _SourcedConnection(Connection):
 
 
 def redis_client(
-    address: RedisAddress, password: str, timeout: float, source_address: str | None = None
+    address: RedisAddress | Path,
+    password: str,
+    timeout: float,
+    source_address: str | None = None,
+    username: str | None = None,
 ) -> aioredis.Redis:
     # Few, fast retries: callers (the agent) own the backoff policy when the head is down.
     options: dict[str, Any] = {
-        "host": address.host,
-        "port": address.port,
+        "username": username,
         "password": password,
         "decode_responses": True,
         "socket_connect_timeout": timeout,
         "socket_timeout": timeout,
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
     }
+    if isinstance(address, Path):
+        return aioredis.Redis(unix_socket_path=str(address), **options)
+    options.update(host=address.host, port=address.port)
     if source_address is None:
         return aioredis.Redis(**options)
     pool = aioredis.ConnectionPool(

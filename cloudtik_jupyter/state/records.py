@@ -95,14 +95,41 @@ class NodeMetrics:
     memory_used: int = 0  # bytes
     memory_total: int = 0  # bytes
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)  # 1, 5, 15 minute load averages
+    # Which machine (kernel) the node runs on: nodes sharing one (virtual nodes, containers) report the
+    # same memory, which is counted once. Empty from agents that do not say.
+    machine: str = ""
 
     def to_obj(self) -> list[Any]:
-        return [round(self.cpu_percent, 1), self.memory_used, self.memory_total, list(self.load)]
+        return [
+            round(self.cpu_percent, 1),
+            self.memory_used,
+            self.memory_total,
+            list(self.load),
+            self.machine,
+        ]
 
     @classmethod
     def from_obj(cls, obj: list[Any]) -> NodeMetrics:
-        cpu, used, total, load = obj
-        return cls(cpu, used, total, (float(load[0]), float(load[1]), float(load[2])))
+        cpu, used, total, load = obj[:4]
+        machine = str(obj[4]) if len(obj) > 4 else ""
+        return cls(cpu, used, total, (float(load[0]), float(load[1]), float(load[2])), machine)
+
+
+@dataclass(frozen=True)
+class MetricSample:
+    """One point of a node's short cpu/memory history (the store keeps a ring of these per node)."""
+
+    time: float
+    cpu_percent: float
+    memory_used: int
+
+    def encode(self) -> str:
+        return f"{self.time:.1f},{self.cpu_percent:.1f},{self.memory_used}"
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> MetricSample:
+        t, cpu, used = (raw.decode() if isinstance(raw, bytes) else raw).split(",")
+        return cls(float(t), float(cpu), int(used))
 
 
 def encode_processes(processes: list[ProcessRecord] | tuple[ProcessRecord, ...]) -> str:

@@ -1,9 +1,9 @@
 """Run a cluster's state store: real `redis-server` processes, a primary plus N shards.
 
 Secure by default: each server binds only the head's private address (``bind <ip>``,
-``protected-mode yes``) and requires a password generated per cluster. The password is in 0600
-files only (the password file and each server's config file); argv carries just the config path,
-so ``ps`` never shows it.
+``protected-mode yes``) and requires a password generated per cluster. The password is in a 0600
+file only, its hash in the servers' ACL file (0600, beside one restricted user per worker: see
+acl.py); argv carries just the config path, so ``ps`` never shows a secret.
 
 Two ways to run them, both owning the processes by PID:
 - `prepare_redis` + `RedisPlan.service_specs()`: the head's node agent starts and watches them.
@@ -39,6 +39,7 @@ from ..node.config import HealthCheck, ServiceSpec
 from ..node.processes import OwnedProcess, load_owned, save_owned, terminate
 from ..paths import ensure_private_dir, write_private
 from ..waiting import wait_for
+from .acl import write_admin
 from .endpoints import DEFAULT_PRIMARY_PORT, RedisAddress, RedisEndpoints
 
 REDIS_SERVER_ENV = "CLOUDTIK_REDIS_SERVER"
@@ -114,16 +115,16 @@ class RedisPlan:
         ]
 
 
-def _render_config(server: RedisServerSpec, password: str) -> str:
+def _render_config(server: RedisServerSpec, acl_file: Path) -> str:
     persistence = (
         'appendonly yes\nappendfsync everysec\nsave ""\n' if server.persistent else 'appendonly no\nsave ""\n'
     )
     return (
-        "# Written by cloudtik_jupyter. Holds the cluster's Redis password: keep it 0600.\n"
+        "# Written by cloudtik_jupyter. Users and their password hashes are in the ACL file (0600).\n"
         f"bind {server.address.host}\n"
         f"port {server.address.port}\n"
         "protected-mode yes\n"
-        f'requirepass "{password}"\n'
+        f'aclfile "{acl_file}"\n'
         "daemonize no\n"
         f'dir "{server.dir}"\n'
         f'logfile "{server.log_file}"\n'
@@ -152,6 +153,7 @@ def prepare_redis(
     if not password_file.exists():
         write_private(password_file, secrets.token_urlsafe(32))
     password = password_file.read_text().strip()
+    acl_file = write_admin(base_dir, password)  # workers' users in it are kept
 
     ports = list(shard_ports) if shard_ports is not None else [primary_port + 1 + i for i in range(shards)]
     if len(ports) != shards:
@@ -163,7 +165,7 @@ def prepare_redis(
     ]
     for server in servers:
         ensure_private_dir(server.dir)
-        write_private(server.config_file, _render_config(server, password))
+        write_private(server.config_file, _render_config(server, acl_file))
 
     endpoints = RedisEndpoints(
         primary=servers[0].address,

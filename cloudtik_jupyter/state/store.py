@@ -6,11 +6,12 @@ Layout. Node data lives on the shard chosen by a stable hash (crc32) of the node
   ``cloudtik:heartbeats``    sorted set node id -> last heartbeat time (lost nodes = a range query)
   ``cloudtik:processes``     hash node id -> JSON list of its processes
   ``cloudtik:metrics``       hash node id -> JSON metrics
+  ``cloudtik:history:<id>``  list, the node's last HISTORY_LENGTH (time, cpu, memory) samples (a ring)
 The primary holds what must be global: ``cloudtik:seq`` (sequence ids, INCR), ``cloudtik:events``
 (a capped list) and the ``cloudtik:changes`` pub/sub channel every write publishes on.
 
-A heartbeat is three commands in one pipeline to its shard; a batch of heartbeats is still three
-commands per shard (multi-member ZADD/HSET), which is what makes ingest fast.
+A heartbeat is six commands in one pipeline to its shard (two for its history ring); a batch of
+heartbeats is five commands per shard (multi-member ZADD/HSET, one script call for every ring).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import time
 import zlib
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
@@ -34,6 +36,7 @@ from .records import (
     ChangeKind,
     Event,
     Heartbeat,
+    MetricSample,
     NodeActivity,
     NodeHealth,
     NodeMetrics,
@@ -55,6 +58,13 @@ PROCESSES = "cloudtik:processes"
 # activity), without decoding every node's process list.
 HEALTH = "cloudtik:health"
 METRICS = "cloudtik:metrics"
+HISTORY_LENGTH = 60  # samples per node: a minute at the default heartbeat interval
+
+
+def history_key(node_id: str) -> str:
+    return f"cloudtik:history:{node_id}"
+
+
 SEQ = "cloudtik:seq"
 EVENTS = "cloudtik:events"
 UPDATE_TRIES = (
@@ -78,13 +88,38 @@ def shard_index(node_id: str, shard_count: int) -> int:
     return zlib.crc32(node_id.encode()) % shard_count
 
 
+# Push ARGV[i + 1] onto each node's ring KEYS[i] and keep its last ARGV[1] samples.
+_PUSH_SAMPLES = """
+local keep = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('RPUSH', key, ARGV[i + 1])
+  redis.call('LTRIM', key, -keep, -1)
+end
+return #KEYS
+"""
+
+
+def _push_sample(pipe: Any, node_id: str, sample: MetricSample) -> None:
+    pipe.rpush(history_key(node_id), sample.encode())
+    pipe.ltrim(history_key(node_id), -HISTORY_LENGTH, -1)
+
+
 class StateStore:
     """Typed access to the cluster's state. Create with `connect`; close with `close` or ``async with``."""
 
-    def __init__(self, primary: aioredis.Redis, shards: Sequence[aioredis.Redis], *, max_events: int = 1000):
+    def __init__(
+        self,
+        primary: aioredis.Redis,
+        shards: Sequence[aioredis.Redis],
+        *,
+        max_events: int = 1000,
+        restricted: bool = False,
+    ):
         self._primary = primary
         self._shards = list(shards) or [primary]
         self._max_events = max_events
+        # A worker's user (acl.py) may append events but not trim them: the admin's next event trims.
+        self._restricted = restricted
 
     @classmethod
     def connect(
@@ -94,14 +129,23 @@ class StateStore:
         *,
         timeout: float = 5.0,
         max_events: int = 1000,
+        username: str | None = None,
         source_address: str | None = None,
     ) -> StateStore:
         """Clients for every server (connections open lazily). Password: argument, env, or file.
-        `source_address`: connect from this local address (a node's own)."""
+        `username`: a worker's restricted user (acl.py); None is the admin. `source_address`: connect from
+        this local address (a node's own)."""
         pw = password if password is not None else endpoints.read_password()
-        primary = _client(endpoints.primary, pw, timeout, source_address)
-        shards = [_client(s, pw, timeout, source_address) for s in endpoints.shards]
-        return cls(primary, shards, max_events=max_events)
+        primary = _client(endpoints.primary, pw, timeout, source_address, username)
+        shards = [_client(s, pw, timeout, source_address, username) for s in endpoints.shards]
+        return cls(primary, shards, max_events=max_events, restricted=username is not None)
+
+    @classmethod
+    def over_sockets(
+        cls, primary: Path, shards: Sequence[Path], password: str, *, timeout: float = 5.0
+    ) -> StateStore:
+        """Clients for servers reached through Unix sockets (a client's SSH forwards to the head)."""
+        return cls(_client(primary, password, timeout), [_client(s, password, timeout) for s in shards])
 
     async def close(self) -> None:
         for client in {id(c): c for c in [self._primary, *self._shards]}.values():
@@ -124,6 +168,13 @@ class StateStore:
 
     def _shard(self, node_id: str) -> aioredis.Redis:
         return self._shards[self.shard_of(node_id)]
+
+    async def reload_acl(self) -> None:
+        """Every server re-reads its ACL file (users added or removed: acl.py)."""
+        await asyncio.gather(*(c.execute_command("ACL", "LOAD") for c in self._servers()))
+
+    def _servers(self) -> list[aioredis.Redis]:
+        return list({id(c): c for c in [self._primary, *self._shards]}.values())
 
     async def ping(self) -> None:
         """Raises redis' ConnectionError / AuthenticationError unless every server answers."""
@@ -232,6 +283,7 @@ class StateStore:
             pipe.hdel(PROCESSES, node_id)
             pipe.hdel(HEALTH, node_id)
             pipe.hdel(METRICS, node_id)
+            pipe.delete(history_key(node_id))
             removed = await pipe.execute()
         await self._publish(Change(ChangeKind.NODE_REMOVED, (node_id,)))
         return any(removed)
@@ -255,7 +307,9 @@ class StateStore:
             processes = tuple(processes)
             pipe.hset(PROCESSES, node_id, encode_processes(processes))
             pipe.hset(HEALTH, node_id, health_summary(processes, activity))
-            pipe.hset(METRICS, node_id, encode_metrics(metrics or NodeMetrics()))
+            sample = metrics or NodeMetrics()
+            pipe.hset(METRICS, node_id, encode_metrics(sample))
+            _push_sample(pipe, node_id, MetricSample(t, sample.cpu_percent, sample.memory_used))
             added, *_ = await pipe.execute()
         await self._publish(Change(ChangeKind.HEARTBEAT, (node_id,)))
         return bool(added)
@@ -274,6 +328,19 @@ class StateStore:
                 pipe.hset(PROCESSES, mapping={b.node_id: encode_processes(b.processes) for b in beats})
                 pipe.hset(HEALTH, mapping={b.node_id: health_summary(b.processes, b.activity) for b in beats})
                 pipe.hset(METRICS, mapping={b.node_id: encode_metrics(b.metrics) for b in beats})
+                # Every node's ring in one script call: two commands per node would halve the ingest.
+                pipe.eval(
+                    _PUSH_SAMPLES,
+                    len(beats),
+                    *(history_key(b.node_id) for b in beats),
+                    HISTORY_LENGTH,
+                    *(
+                        MetricSample(
+                            b.time if b.time is not None else t, b.metrics.cpu_percent, b.metrics.memory_used
+                        ).encode()
+                        for b in beats
+                    ),
+                )
                 added, *_ = await pipe.execute()
             return int(added)
 
@@ -305,6 +372,22 @@ class StateStore:
         return {
             str(k): m for rows in per_shard for k, v in rows.items() if (m := decode_metrics(v)) is not None
         }
+
+    async def histories(self, node_ids: Iterable[str]) -> dict[str, list[MetricSample]]:
+        """Each node's recent samples, oldest first: one pipeline per shard."""
+        groups: dict[int, list[str]] = {}
+        for node_id in node_ids:
+            groups.setdefault(self.shard_of(node_id), []).append(node_id)
+
+        async def read(index: int, ids: list[str]) -> dict[str, list[MetricSample]]:
+            async with self._shards[index].pipeline(transaction=False) as pipe:
+                for node_id in ids:
+                    pipe.lrange(history_key(node_id), 0, -1)
+                rings = await pipe.execute()
+            return {i: [MetricSample.decode(raw) for raw in ring] for i, ring in zip(ids, rings, strict=True)}
+
+        per_shard = await asyncio.gather(*(read(i, ids) for i, ids in groups.items()))
+        return {node_id: ring for part in per_shard for node_id, ring in part.items()}
 
     async def processes(self, node_id: str) -> list[ProcessRecord]:
         return decode_processes(await self._shard(node_id).hget(PROCESSES, node_id))
@@ -382,7 +465,8 @@ class StateStore:
         event = Event(time.time() if now is None else now, kind, message, node_id)
         async with self._primary.pipeline(transaction=True) as pipe:
             pipe.rpush(EVENTS, event.to_json())
-            pipe.ltrim(EVENTS, -self._max_events, -1)
+            if not self._restricted:
+                pipe.ltrim(EVENTS, -self._max_events, -1)
             await pipe.execute()
         await self._publish(Change(ChangeKind.EVENT, (node_id,) if node_id else (), kind))
         return event

@@ -1,4 +1,5 @@
-// The server extension's REST API (cloudtik_jupyter/server): types mirror server/models.py.
+// The server extension's REST API (cloudtik_jupyter/server): types mirror server/models.py (checked by
+// tests/server/test_models.py, which compares these interfaces with the pydantic models' fields).
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
@@ -20,6 +21,10 @@ export interface INode {
   cpu_percent: number | null;
   memory_used: number | null;
   memory_total: number | null;
+  machine: string;
+  cpu_history: number[];
+  memory_history: number[];
+  links: ILink[];
 }
 
 export interface IEvent {
@@ -54,6 +59,13 @@ export interface ICard {
   operation: 'up' | 'down' | null;
   error: string | null;
   status: IStatus | null;
+}
+
+export interface IWorkspace {
+  name: string;
+  provider: string;
+  created: boolean;
+  clusters: string[];
 }
 
 export interface IWorkerType {

@@ -12,11 +12,16 @@ export class NewClusterForm {
 
   constructor(
     private api: CloudtikApi,
-    private done: () => void
+    private done: () => void,
+    private exists: (name: string) => boolean
   ) {
     this.name.placeholder = 'cluster name';
-    this.name.pattern = '[a-z][a-z0-9-]{0,39}';
+    // Chromium compiles `pattern` with the `v` flag, where a bare `-` in a class is a syntax error (and
+    // the whole check is then silently off): escape it. Same rule as the server's NAME_PATTERN.
+    this.name.pattern = '[a-z][a-z0-9\\-]{0,39}';
     this.name.required = true;
+    this.name.title = 'lowercase letters, digits and -, starting with a letter (at most 40)';
+    this.name.oninput = () => this.checkName();
     this.workers.type = 'number';
     this.workers.min = '0';
     this.workers.title = 'workers (the template default when empty)';
@@ -64,6 +69,13 @@ export class NewClusterForm {
     this.workers.disabled = only === null;
     this.workers.value = only ? String(only.min_workers) : '';
     this.workers.max = only ? String(only.max_workers) : '';
+  }
+
+  /** Say at once (before the server does) that the name is taken: the panel never reconfigures. */
+  private checkName(): void {
+    const taken = this.exists(this.name.value);
+    this.name.setCustomValidity(taken ? `a cluster named ${this.name.value} already exists` : '');
+    setText(this.error, taken ? `${this.name.value} already exists: scale it from its card` : '');
   }
 
   private async submit(): Promise<void> {

@@ -2,12 +2,13 @@
 // and settings apply as for every other request. Reconnects with a growing delay when it drops.
 import { ServerConnection } from '@jupyterlab/services';
 
-import { CloudtikApi, ICard } from './api';
+import { CloudtikApi, ICard, IWorkspace } from './api';
 
 export interface IStreamHandlers {
-  snapshot(cards: ICard[]): void;
+  snapshot(cards: ICard[], workspaces: IWorkspace[]): void;
   cluster(card: ICard): void;
   removed(name: string): void;
+  workspaces(workspaces: IWorkspace[]): void;
   connection(live: boolean): void;
 }
 
@@ -88,11 +89,13 @@ export class ClusterStream {
     }
     const payload = JSON.parse(data.join('\n'));
     if (event === 'snapshot') {
-      this.handlers.snapshot(payload.clusters);
+      this.handlers.snapshot(payload.clusters, payload.workspaces ?? []);
     } else if (event === 'cluster') {
       this.handlers.cluster(payload);
     } else if (event === 'removed') {
       this.handlers.removed(payload.name);
+    } else if (event === 'workspaces') {
+      this.handlers.workspaces(payload.workspaces);
     }
   }
 }

@@ -49,6 +49,7 @@ def _ec2(ec2: Any, workspace: str | None) -> Inventory:
             "Status",
         ),
         "instances": live(instances, "InstanceId", "State"),
+        "key_pairs": live(ec2.describe_key_pairs(**kw)["KeyPairs"], "KeyPairId"),  # a lock left behind
     }
 
 
@@ -60,7 +61,9 @@ def _global(c: AwsClients, workspace: str | None) -> Inventory:
     roles = {
         r["RoleName"]
         for r in c.iam.list_roles()["Roles"]
-        if _tagged(c.iam.list_role_tags(RoleName=r["RoleName"])["Tags"], workspace)
+        # Service-linked roles are the account's (made once by AWS or a workspace, shared, never ours).
+        if not r["Path"].startswith("/aws-service-role/")
+        and _tagged(c.iam.list_role_tags(RoleName=r["RoleName"])["Tags"], workspace)
     }
     profiles = {
         p["InstanceProfileName"]

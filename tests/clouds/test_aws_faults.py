@@ -38,6 +38,7 @@ CREATE_CALLS = [
     "ec2.AuthorizeSecurityGroupIngress",
     "ec2.CreateVpcPeeringConnection",
     "ec2.AcceptVpcPeeringConnection",
+    "iam.CreateServiceLinkedRole",
     "iam.CreateRole",
     "iam.PutRolePolicy",
     "iam.CreateInstanceProfile",

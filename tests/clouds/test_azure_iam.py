@@ -48,8 +48,12 @@ def test_identities_are_least_privilege(azure: AzureEnv) -> None:
 
 
 def _put(azure: AzureEnv, path: str, body: Any) -> tuple[int, str]:
+    from fakes.azure_models import api_versions
+
+    namespace = path.rsplit("/providers/", 1)[1].split("/", 1)[0].lower()
+    version = max(api_versions()[namespace])  # one the SDK sends
     request = urllib.request.Request(
-        f"{azure.url}{path}?api-version=2024-01-01",
+        f"{azure.url}{path}?api-version={version}",
         data=json.dumps(body).encode(),
         method="PUT",
         headers={"Content-Type": "application/json"},
@@ -113,6 +117,26 @@ NETWORK = f"{GROUP}/providers/Microsoft.Network"
             },
             "invalid priority 99",
         ),
+        (  # an enum value the SDK's model does not know
+            f"{NETWORK}/networkSecurityGroups/g",
+            {
+                "location": "westus2",
+                "properties": {
+                    "securityRules": [
+                        {
+                            "name": "ssh",
+                            "properties": {
+                                "protocol": "Tcpx",
+                                "access": "Allow",
+                                "direction": "Inbound",
+                                "priority": 100,
+                            },
+                        }
+                    ]
+                },
+            },
+            "'Tcpx' is not one of",
+        ),
         (
             f"{GROUP}/providers/Microsoft.Storage/storageAccounts/Not_Valid",
             {"location": "westus2", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}},
@@ -126,6 +150,13 @@ def test_the_fake_refuses_malformed_requests(azure: AzureEnv, path: str, body: A
     status, text = _put(azure, path, body)
     assert status == 400 and expected in text, text
     assert azure.fake.inventory() == before
+
+
+def test_the_fake_refuses_an_api_version_no_sdk_sends(azure: AzureEnv) -> None:
+    request = urllib.request.Request(f"{azure.url}{GROUP}?api-version=2015-01-01", method="GET")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=10)
+    assert err.value.code == 400 and "InvalidApiVersionParameter" in err.value.read().decode()
 
 
 def test_the_fake_refuses_what_azure_refuses_through_the_sdk(azure: AzureEnv) -> None:

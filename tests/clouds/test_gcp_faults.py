@@ -40,3 +40,43 @@ def test_create_and_delete_converge_when_each_request_fails_once(gcp: GcpEnv, ph
 
     assert len(fault.fired) - created >= 10
     assert counts(gcp.fake.inventory()) == {}
+
+
+def test_a_failed_operation_fails_its_step_and_the_rerun_converges(gcp: GcpEnv) -> None:
+    """GCP accepts the request, then the operation ends DONE with an error: nothing was made."""
+    ws = gcp.workspace("ws")
+    subnets = gcp.fake.fail_operation(
+        "POST", r"/subnetworks$", "RESOURCE_OPERATION_RATE_EXCEEDED", "Rate exceeded"
+    )
+    router = gcp.fake.fail_operation("POST", r"/routers$", "IP_SPACE_EXHAUSTED", "No addresses left for NAT")
+
+    with pytest.raises(ProviderError, match=r"creating subnetwork .*: Rate exceeded"):
+        ws.create()
+    assert "subnetworks" not in counts(gcp.fake.inventory())  # the operation failed: nothing was made
+    with pytest.raises(ProviderError, match=r"creating Cloud NAT .*: No addresses left for NAT"):
+        ws.create()
+    assert "routers" not in counts(gcp.fake.inventory())
+    assert subnets.fired and router.fired
+    ws.create()
+    assert counts(gcp.fake.inventory()) == EXPECTED_GCP
+
+
+def test_a_quota_exceeded_launch_leaves_nothing_and_says_so(gcp: GcpEnv) -> None:
+    from cloudtik_jupyter.providers import tags as T
+    from cloudtik_jupyter.providers.base import NodeSpec
+    from cloudtik_jupyter.providers.gcp.node_provider import GcpNodeProvider
+
+    gcp.workspace("ws").create()
+    before = gcp.fake.inventory()
+    quota = "Quota 'CPUS' exceeded.  Limit: 24.0 in region us-central1."
+    gcp.fake.fail_operation("POST", r"/instances$", "QUOTA_EXCEEDED", quota, times=2)
+    nodes = GcpNodeProvider(gcp.provider_config(), "etl", workspace_name="ws", clients=gcp.clients())
+    spec = NodeSpec("w", {"sourceImage": "projects/debian-cloud/global/images/family/debian-12"}, "u", "")
+
+    with pytest.raises(ProviderError, match="Quota 'CPUS' exceeded"):
+        nodes.create_nodes(spec, {T.NODE_KIND: T.KIND_WORKER}, 2)
+
+    assert gcp.fake.inventory() == before  # no instance, no disk
+    assert nodes.non_terminated_nodes({}) == []
+    (node,) = nodes.create_nodes(spec, {T.NODE_KIND: T.KIND_WORKER}, 1)  # quota back: it works
+    nodes.terminate_nodes([node])

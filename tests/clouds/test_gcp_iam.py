@@ -102,6 +102,16 @@ def _post(gcp: GcpEnv, path: str, body: Any) -> tuple[int, str]:
             },
             "label key 'Owner'",
         ),
+        (  # an enum value the discovery document does not list
+            "/compute/v1/projects/cloudtik-test/global/firewalls",
+            {"name": "f1", "network": "global/networks/n1", "direction": "SIDEWAYS"},
+            "'SIDEWAYS' is not one of EGRESS, INGRESS",
+        ),
+        (  # a JSON type the discovery document does not allow
+            "/compute/v1/projects/cloudtik-test/global/networks",
+            {"name": "n1", "autoCreateSubnetworks": "no"},
+            "'no' is not a valid boolean",
+        ),
         ("/v1/projects/cloudtik-test/serviceAccounts", {"accountId": "sa"}, "Invalid account ID"),
         (
             "/v1/projects/cloudtik-test/roles",

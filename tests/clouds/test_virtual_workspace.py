@@ -10,6 +10,7 @@ import pytest
 
 from cloudtik_jupyter import paths
 from cloudtik_jupyter.api.workspace import Workspace
+from cloudtik_jupyter.config.schema import VirtualProviderConfig
 from cloudtik_jupyter.errors import CloudtikError, ConfigError
 
 
@@ -100,3 +101,18 @@ async def test_async_twins(home: Path) -> None:
     assert (await ws.info_async())["provider"] == "virtual"
     await ws.delete_async()
     assert not (await ws.status_async()).ready
+
+
+def test_clusters_of_a_workspace_take_its_address_block(home: Path) -> None:
+    from cloudtik_jupyter.providers.virtual.addresses import default_address_block
+    from cloudtik_jupyter.providers.virtual.node_provider import VirtualNodeProvider
+
+    block = Workspace({"workspace_name": "lab"}).create().info()["address_block"]
+    joined = VirtualNodeProvider(None, "etl", workspace_name="lab", home=home)
+    assert str(joined.address_block) == block != str(default_address_block(home))
+    own = VirtualNodeProvider(
+        VirtualProviderConfig(address_block="127.99.0.0/16"), "etl", workspace_name="lab", home=home
+    )
+    assert str(own.address_block) == "127.99.0.0/16"  # a cluster's own block wins
+    elsewhere = VirtualNodeProvider(None, "etl", workspace_name="never-created", home=home)
+    assert elsewhere.address_block == default_address_block(home)

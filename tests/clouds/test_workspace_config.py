@@ -84,7 +84,7 @@ def test_yaml_round_trip_and_file_errors(tmp_path: Path) -> None:
     file.write_text("- a list")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_workspace_config(file)
-    with pytest.raises(ConfigError, match="can't read"):
+    with pytest.raises(ConfigError, match="workspace config not found"):
         load_workspace_config(tmp_path / "missing.yaml")
 
 

@@ -29,7 +29,7 @@ ENABLED = "docker: {enabled: true, image: 'cloudtik-skeleton:local', pull_before
         (
             "{image: x, run_options: ['--cpus=1', '--privileged']}",
             "docker.run_options[1]",
-            "containers run unprivileged",
+            "every capability and device",
         ),
         (
             "{image: x, worker_run_options: ['--network bridge']}",

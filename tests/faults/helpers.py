@@ -120,7 +120,7 @@ def converged(cluster: Cluster, workers: int, *, fresh: float = 2.5) -> ClusterS
         len(status.workers) == workers
         and status.workers_desired == workers
         and nodes_ok
-        and not status.problems
+        and status.error is None
     ):
         return status
     return None

@@ -97,7 +97,8 @@ def test_half_dead_head_is_reported_and_repaired_by_up(fault_home: Path, cluster
 
     status = cli(fault_home, "status", NAME)
     assert status.returncode == 1, status.stdout + status.stderr
-    assert "error:" in status.stdout and "cloudtik up" in status.stdout and "Traceback" not in status.stdout
+    assert "Error:" in status.stderr and "cloudtik up" in status.stderr, status.stderr
+    assert "Traceback" not in status.stdout + status.stderr
 
     up = cli(fault_home, "up", NAME, "--yes")
     assert up.returncode == 0, up.stdout + up.stderr
@@ -123,7 +124,7 @@ def test_head_crash_then_up_adopts_every_worker(fault_home: Path, cluster: Clust
         lambda: cluster.status().head is None, timeout=30, what="the provider to report the head gone"
     )
     gone = cli(fault_home, "status", NAME)
-    assert gone.returncode == 1 and "the head is gone" in gone.stdout, gone.stdout
+    assert gone.returncode == 1 and "the head is gone" in gone.stderr, gone.stdout + gone.stderr
 
     up = cli(fault_home, "up", NAME, "--yes")
     assert up.returncode == 0, up.stdout + up.stderr

@@ -128,7 +128,9 @@ def test_setup_retries_then_broken_workers_are_bounded(cloudtik_home: Path) -> N
     cluster = Cluster(broken).up(with_workers=False)
 
     def suspended() -> bool:
-        return any(e.kind == "launch-suspended" for e in cluster.status().events)
+        # The controller says so before it terminates the last broken worker: wait for both.
+        kinds = [e.kind for e in cluster.status().events]
+        return "launch-suspended" in kinds and kinds.count("node-terminated") >= 2
 
     wait_for_sync(suspended, timeout=90, what="the controller to stop replacing broken workers")
     events = cluster.status().events

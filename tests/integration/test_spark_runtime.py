@@ -28,11 +28,14 @@ from cloudtik_jupyter.errors import ConfigError
 from cloudtik_jupyter.node.config import ServiceSpec
 from cloudtik_jupyter.runtimes import get_runtime
 from cloudtik_jupyter.runtimes.base import NodeInfo, Runtime
+from cloudtik_jupyter.runtimes.secret import ensure_secret
 from cloudtik_jupyter.runtimes.spark import cds, install
+from cloudtik_jupyter.runtimes.spark.auth import spark_secret
 from cloudtik_jupyter.runtimes.spark.config import SparkConfig
 from cloudtik_jupyter.runtimes.spark.runtime import SparkRuntime
 from cloudtik_jupyter.runtimes.spark.session import spark_session, stop_spark
 from cloudtik_jupyter.waiting import wait_for_sync
+from tests.security.spark_probe import unauthenticated_rpc
 
 pytestmark = pytest.mark.integration
 
@@ -154,6 +157,7 @@ def node(kind: str, node_id: str, ip: str, head_ip: str, root: Path, **resources
         head_ip=head_ip,
         runtime_dir=root / node_id / "runtime",
         resources=resources,
+        secret_file=ensure_secret(root / "runtime_secret"),  # one per cluster, as the updater copies it
     )
 
 
@@ -244,7 +248,8 @@ def test_daemons_map_the_class_data_sharing_archives_setup_made(spark: SparkClus
 def test_session_job_is_correct_and_runs_on_the_workers_executors(spark: SparkCluster) -> None:
     from pyspark import SparkContext
 
-    session = spark_session(spark.master_url, "session-test", executor_memory="512m")
+    secret = spark_secret(spark.head.secret_file)  # type: ignore[arg-type]
+    session = spark_session(spark.master_url, "session-test", executor_memory="512m", auth_secret=secret)
     driver = psutil.Process(SparkContext._gateway.proc.pid)  # type: ignore[union-attr]
     try:
         sc = session.sparkContext
@@ -253,8 +258,11 @@ def test_session_job_is_correct_and_runs_on_the_workers_executors(spark: SparkCl
         executors_url = f"{sc.uiWebUrl}/api/v1/applications/{app}/executors"
 
         def executor_hosts() -> list[str]:
-            found = [e["hostPort"].rsplit(":", 1)[0] for e in http_json(executors_url) if e["id"] != "driver"]
-            return sorted(found)
+            try:
+                listed = http_json(executors_url)
+            except OSError:  # the driver's UI answering slowly on a loaded machine: ask again
+                return []
+            return sorted(e["hostPort"].rsplit(":", 1)[0] for e in listed if e["id"] != "driver")
 
         wait_for_sync(
             lambda: executor_hosts() == sorted(spark.worker_ips), timeout=START_TIMEOUT, what="2 executors"
@@ -277,9 +285,31 @@ def test_session_job_is_correct_and_runs_on_the_workers_executors(spark: SparkCl
         stages = http_json(f"{sc.uiWebUrl}/api/v1/applications/{app}/stages")
         tasks = http_json(f"{sc.uiWebUrl}/api/v1/applications/{app}/stages/{stages[0]['stageId']}/0/taskList")
         assert {t["host"] for t in tasks} <= set(spark.worker_ips)
+        # The key authenticated all of it, and no process (driver, daemons, executors) shows it in argv.
+        assert sc.getConf().get("spark.authenticate") == "true"
+        shown = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"]]
+        assert not [c for c in shown if secret in " ".join(c)], "the Spark key is on a command line"
     finally:
         stop_spark(session)
     assert not driver.is_running() or driver.status() == psutil.STATUS_ZOMBIE, "the driver JVM is left"
+
+
+def test_a_client_without_the_key_is_refused(spark: SparkCluster) -> None:
+    """What anyone who reaches the master's (or a worker's) RPC port gets without the cluster's key:
+    a refusal of the SASL handshake, not a master that runs their code."""
+    ports = {spark.head.ip: spark.config.master_port}
+    worker_ip = spark.worker_ips[0]
+    listening = {
+        c.laddr.port
+        for c in psutil.Process(spark.daemons[worker_ip].pid).net_connections("tcp")
+        if c.status == "LISTEN"
+    }
+    (worker_rpc,) = listening - {spark.config.worker_ui_port}
+    ports[worker_ip] = worker_rpc
+    for host, port in ports.items():
+        failure = unauthenticated_rpc(host, port)
+        assert "Expected SaslMessage" in failure, failure[:300]
+    assert spark.master_state()["activeapps"] == []
 
 
 JOB = textwrap.dedent(

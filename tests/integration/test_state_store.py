@@ -24,6 +24,7 @@ from cloudtik_jupyter.state import redis_server
 from cloudtik_jupyter.state.records import (
     ChangeKind,
     Heartbeat,
+    MetricSample,
     NodeMetrics,
     NodeRecord,
     ProcessRecord,
@@ -36,7 +37,7 @@ from cloudtik_jupyter.state.redis_server import (
     prepare_redis,
     start_redis_servers,
 )
-from cloudtik_jupyter.state.store import HEARTBEATS, StateStore, node_key, shard_index
+from cloudtik_jupyter.state.store import HEARTBEATS, HISTORY_LENGTH, StateStore, node_key, shard_index
 from cloudtik_jupyter.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -178,6 +179,27 @@ async def test_heartbeats_update_last_heartbeat(store: StateStore) -> None:
     await store.register_node(NodeRecord("w-1", "worker", "worker", "127.0.0.9", "running"))
     kept = await store.node("w-1")
     assert kept is not None and kept.status == "up-to-date" and kept.seq_id == 2  # agent can't clobber
+
+
+async def test_each_node_keeps_a_short_ring_of_cpu_and_memory(store: StateStore) -> None:
+    for i in range(HISTORY_LENGTH + 5):
+        metrics = NodeMetrics(float(i), i << 20, 8 << 30, machine="m1")
+        await store.heartbeat("w-1", metrics=metrics, now=1000.0 + i)
+    await store.heartbeats(
+        [Heartbeat("w-2", metrics=NodeMetrics(50.0, 1 << 30, 8 << 30), time=2000.0 + i) for i in range(3)]
+    )
+    rings = await store.histories(["w-1", "w-2", "never"])
+    assert [s.cpu_percent for s in rings["w-1"]] == [float(i) for i in range(5, HISTORY_LENGTH + 5)]
+    assert rings["w-1"][-1] == MetricSample(
+        1000.0 + HISTORY_LENGTH + 4, HISTORY_LENGTH + 4.0, (HISTORY_LENGTH + 4) << 20
+    )
+    assert [s.time for s in rings["w-2"]] == [2000.0, 2001.0, 2002.0]
+    assert rings["never"] == []
+    assert (await store.metrics("w-1")) == NodeMetrics(
+        float(HISTORY_LENGTH + 4), (HISTORY_LENGTH + 4) << 20, 8 << 30, machine="m1"
+    )
+    await store.remove_node("w-1")
+    assert (await store.histories(["w-1"]))["w-1"] == []
 
 
 async def test_lost_nodes_finds_a_node_whose_heartbeats_stopped(store: StateStore) -> None:

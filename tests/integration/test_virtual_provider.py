@@ -19,7 +19,9 @@ from pathlib import Path
 import asyncssh
 import psutil
 import pytest
+from pydantic import ValidationError
 
+from cloudtik_jupyter.config.schema import VirtualProviderConfig
 from cloudtik_jupyter.errors import ConfigError, ProviderError
 from cloudtik_jupyter.providers import node_provider as registry_node_provider
 from cloudtik_jupyter.providers import tags as T
@@ -110,8 +112,10 @@ def test_bad_input_is_refused_before_anything_is_created(
         provider.create_nodes(NodeSpec("default"), launch_tags(T.KIND_HEAD, 1), 1)
     with pytest.raises(ProviderError, match="public key"):
         provider.create_nodes(NodeSpec("default", ssh_public_key="not a key"), launch_tags(T.KIND_HEAD, 1), 1)
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(ValidationError, match=r"not inside 127\.0\.0\.0/8"):  # the config refuses it ...
         make_provider("bad", address_block="10.0.0.0/16")
+    with pytest.raises(ConfigError) as err:  # ... and the provider, given one that skipped validation
+        VirtualNodeProvider(VirtualProviderConfig.model_construct(address_block="10.0.0.0/16"), "bad")
     assert err.value.path == "provider.address_block"
     assert provider.create_nodes(node_spec(cluster_key, "u"), {}, 0) == []
     provider.terminate_nodes(["vn-0123456789", "../../etc", "nonsense"])  # unknown ids: nothing to do

@@ -23,6 +23,7 @@ from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 
 if TYPE_CHECKING:
     from cloudtik_jupyter.jupyter.view import ClusterView
+    from tests.jupyter.kernel import Kernel
 
 
 @pytest.fixture
@@ -70,3 +71,18 @@ def views() -> Iterator[list[ClusterView]]:
     yield made
     for view in made:
         view.close()
+
+
+@pytest.fixture
+def kernel(cloudtik_home: Path, tmp_path: Path) -> Iterator[Kernel]:
+    """A real ipykernel on the test's private state dir, `%load_ext cloudtik_jupyter` done."""
+    import os
+
+    from tests.jupyter.kernel import Kernel
+
+    started = Kernel({**os.environ, "CLOUDTIK_HOME": str(cloudtik_home)}, tmp_path)
+    try:
+        started.ok("%load_ext cloudtik_jupyter")
+        yield started
+    finally:
+        started.close()

@@ -60,6 +60,27 @@ def test_form_validates_as_you_type_and_shows_errors_by_key() -> None:
         form.close()
 
 
+def test_an_existing_clusters_name_is_said_and_launch_becomes_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDTIK_HOME", str(tmp_path))
+    record = tmp_path / "clusters" / "taken" / "cluster.yaml"
+    record.parent.mkdir(parents=True)
+    record.write_text("cluster_name: taken\n")
+    form = ClusterForm(cluster_name="fresh")
+    try:
+        assert not form.existing and form.launch_button.description == "Launch"
+        form.name.value = "taken"
+        assert form.existing and form.valid  # allowed, but never silently
+        assert form.launch_button.description == "Update" and form.launch_button.button_style == "warning"
+        assert "exists on this machine" in form._field_errors["cluster_name"].value
+        form.name.value = "fresh"
+        assert not form.existing and form.launch_button.description == "Launch"
+        assert form._field_errors["cluster_name"].value == ""
+    finally:
+        form.close()
+
+
 @pytest.mark.integration
 async def test_launch_shows_progress_then_the_live_view(cloudtik_home: Path) -> None:
     form = ClusterForm(cluster_name="formed")
@@ -79,3 +100,42 @@ async def test_launch_shows_progress_then_the_live_view(cloudtik_home: Path) -> 
         await wait_for(lambda: view.state == "gone", timeout=10, what="the view to see the cluster go")
     finally:
         form.close()
+
+
+@pytest.mark.integration
+async def test_an_existing_name_warns_and_offers_update_instead(cloudtik_home: Path) -> None:
+    first = ClusterForm(cluster_name="taken")
+    second = ClusterForm(cluster_name="other")
+    try:
+        first._rows()[0].min_workers.value = 1
+        first.launch_button.click()
+        await wait_for(lambda: first.state == "launched", timeout=60, what="the first form's launch")
+        assert first.launch_button.description == "Launch"  # its own cluster is no reason to warn
+
+        # A second form with the same name: a warning, and the button offers Update.
+        assert not second.existing and second.launch_button.description == "Launch"
+        second.name.value = "taken"
+        assert second.existing and second.valid
+        assert "exists on this machine" in second._field_errors["cluster_name"].value
+        assert (second.launch_button.description, second.launch_button.button_style) == ("Update", "warning")
+        second.launch()  # launching a new cluster under a taken name is refused ...
+        assert second.state == "editing" and "use Update" in second.general_errors.value
+        assert len(node_records(cloudtik_home, "taken")) == 2  # ... and nothing changed
+        second.name.value = "fresh"
+        assert not second.existing and second._field_errors["cluster_name"].value == ""
+        assert second.launch_button.description == "Launch"
+
+        # Back to the taken name: Update reconfigures the cluster, on purpose this time.
+        second.name.value = "taken"
+        second._rows()[0].min_workers.value = 2
+        second.launch_button.click()
+        assert second.state == "launching"
+        await wait_for(lambda: second.state != "launching", timeout=60, what="the update")
+        assert second.state == "launched", second.general_errors.value
+        assert "update taken: up in" in second.progress.value
+        assert len(node_records(cloudtik_home, "taken")) == 3
+        assert second.cluster is not None
+        await second.cluster.down_async()
+    finally:
+        first.close()
+        second.close()

@@ -37,26 +37,24 @@ def cell_error(shell: InteractiveShell, cell: str) -> BaseException:
     return result.error_in_exec
 
 
-def test_load_ext_is_fast_and_imports_no_cloud_sdk() -> None:
+def test_load_ext_imports_no_cloud_sdk() -> None:
     code = textwrap.dedent(
         """
-        import sys, time
+        import sys
         from IPython.core.interactiveshell import InteractiveShell
         shell = InteractiveShell.instance()
-        start = time.perf_counter()
         shell.run_line_magic("load_ext", "cloudtik_jupyter")
-        took = time.perf_counter() - start
         sdks = ("boto3", "botocore", "google", "azure", "asyncssh", "ipywidgets")
         heavy = [m for m in sdks if m in sys.modules]
-        print(took, ",".join(heavy), "cloudtik" in shell.magics_manager.magics["cell"])
+        print(",".join(heavy) or "-", "cloudtik" in shell.magics_manager.magics["cell"])
         """
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout.split()
-    took, heavy, has_cell_magic = float(out[0]), out[1] if len(out) == 3 else "", out[-1]
-    assert took < 0.3, f"%load_ext took {took:.3f}s"
-    assert heavy == "", f"%load_ext imported {heavy}"
+    # How fast it is is measured in benchmarks/bench_jupyter.py; here only what it must not pull in.
+    heavy, has_cell_magic = out
+    assert heavy == "-", f"%load_ext imported {heavy}"
     assert has_cell_magic == "True"
 
 
@@ -66,7 +64,7 @@ def test_help_usage_errors_and_short_messages(
     assert run(shell, "%cloudtik --help") is None
     overview = capsys.readouterr().out
     for command in ("up", "down", "status", "info", "exec", "scale", "upload", "download", "list"):
-        assert f"\n    {command} " in overview
+        assert f"\n  %cloudtik {command} " in overview
 
     run(shell, "%cloudtik up?")  # IPython alone would look for a variable named `up`
     assert "--no-wait" in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -58,7 +59,13 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def cli_up(
-    workdir: Path, name: str, *, workers: int, max_workers: int, template: str = "virtual-small"
+    workdir: Path,
+    name: str,
+    *,
+    workers: int,
+    max_workers: int,
+    template: str = "virtual-small",
+    extra: dict[str, object] | None = None,
 ) -> CliCluster:
     config = workdir / f"{name}.yaml"
     config.write_text(
@@ -67,6 +74,7 @@ def cli_up(
                 "from": template,
                 "cluster_name": name,
                 "available_node_types": {"worker": {"min_workers": workers, "max_workers": max_workers}},
+                **(extra or {}),
             }
         )
     )
@@ -81,44 +89,127 @@ def cli_down(cluster: CliCluster) -> None:
     cli("down", cluster.name, "--yes")
 
 
-# A tiny web service for the head: answers every path with the request's headers as JSON, and /redirect
-# with a redirect to the service's own root, so a test sees exactly what the proxy passes on.
+# A tiny web service for the head (tornado, from this interpreter): echoes requests as JSON, redirects,
+# streams server-sent events (the second only after /release: streaming, not buffering), echoes WebSocket
+# messages, and tries to set Jupyter's cookies. Beside it a "trap" port that counts every connection: a
+# port the cluster does not declare, which nothing may reach.
 ECHO_SERVICE = r"""
-import http.server, json, os, sys
-class Echo(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path.startswith("/redirect"):
-            self.send_response(302); self.send_header("Location", "/landed?from=redirect"); self.end_headers(); return
-        body = json.dumps({"path": self.path, "headers": dict(self.headers)}).encode()
-        self.send_response(200); self.send_header("Content-Type", "application/json")
-        self.send_header("Set-Cookie", "service=1; Path=/"); self.end_headers(); self.wfile.write(body)
-    def log_message(self, *args): pass
-server = http.server.HTTPServer((os.environ["CLOUDTIK_NODE_IP"], 0), Echo)
-with open(sys.argv[1] + ".tmp", "w") as f: f.write(str(server.server_address[1]))
-os.replace(sys.argv[1] + ".tmp", sys.argv[1])
-server.serve_forever()
+import asyncio, json, os, sys
+from tornado import web, websocket
+
+ip = os.environ["CLOUDTIK_NODE_IP"]
+port, trap_port = int(sys.argv[1]), int(sys.argv[2])
+released = asyncio.Event()
+hits = 0
+
+class Echo(web.RequestHandler):
+    def check_xsrf_cookie(self): pass
+    def echo(self):
+        self.set_header("Set-Cookie", "service=1; Path=/; Domain=example.org")
+        self.add_header("Set-Cookie", "_xsrf=stolen; Path=/")
+        self.add_header("Set-Cookie", "username-127-0-0-1-8888=evil; Path=/")
+        self.set_header("Referrer-Policy", "unsafe-url")
+        self.write({"path": self.request.uri, "method": self.request.method,
+                    "headers": dict(self.request.headers), "body": self.request.body.decode()})
+    get = post = put = delete = echo
+
+class Redirect(web.RequestHandler):
+    def get(self, absolute):
+        self.redirect((f"http://{ip}:{port}" if absolute else "") + "/landed?from=redirect")
+
+class Events(web.RequestHandler):
+    async def get(self):
+        self.set_header("Content-Type", "text/event-stream")
+        self.write("data: one\n\n"); await self.flush()
+        await released.wait()
+        self.write("data: two\n\n")
+
+class Release(web.RequestHandler):
+    def get(self):
+        released.set(); self.write("released")
+
+class Page(web.RequestHandler):
+    def get(self):
+        self.set_header("Content-Type", "text/html")
+        self.write(f'<a id="self" href="http://{ip}:{port}/landed">me</a>')
+
+class SocketPage(web.RequestHandler):  # a service UI that talks to its service over a WebSocket
+    def get(self):
+        self.set_header("Content-Type", "text/html")
+        self.write('''<title>echo</title><div id="out">connecting</div><script>
+const out = document.getElementById("out");
+const socket = new WebSocket(new URL("ws", location.href.replace(/^http/, "ws")));
+socket.onopen = () => socket.send("hello");
+socket.onmessage = e => { out.textContent = e.data; };
+socket.onerror = () => { out.textContent = "websocket error"; };
+let cookies; try { cookies = document.cookie; } catch (e) { cookies = "refused"; }
+document.title = "cookies: " + cookies;
+</script>''')
+
+class Echoes(websocket.WebSocketHandler):
+    def check_origin(self, origin): return True
+    def on_message(self, message):
+        if message == "cookie?":  # what the proxy passed on when the socket was opened
+            self.write_message("cookie: " + self.request.headers.get("Cookie", "")
+                               + "; authorization: " + self.request.headers.get("Authorization", ""))
+        else:
+            self.write_message("echo: " + message)
+
+async def trap(reader, writer):
+    global hits
+    hits += 1
+    with open("trap.hits", "w") as f: f.write(str(hits))
+    writer.close()
+
+async def main():
+    app = web.Application([(r"/ws", Echoes), (r"/events", Events), (r"/release", Release),
+                           (r"/page", Page), (r"/socket-page", SocketPage), (r"/(absolute-)?redirect", Redirect), (r"/.*", Echo)])
+    app.listen(port, address=ip)
+    await asyncio.start_server(trap, ip, trap_port)
+    with open("echo.ready", "w") as f: f.write("ready")
+    await asyncio.Event().wait()
+
+asyncio.run(main())
 """
+ECHO_PORT = 28080  # declared in the cluster's proxy.allowed_ports
+TRAP_PORT = 28081  # not declared
 
 
-def start_echo_service(cluster_name: str, workdir: Path) -> int:
-    """Start the echo service on the cluster's head (a daemon of the head node, gone with it); its port."""
+def start_echo_service(cluster_name: str, workdir: Path) -> None:
+    """Start the echo service and the trap on the cluster's head (daemons of the head node, gone with it)."""
     from cloudtik_jupyter.api import Cluster
     from cloudtik_jupyter.waiting import wait_for_sync
 
     script = workdir / "echo_service.py"
     script.write_text(ECHO_SERVICE)
     cluster = Cluster(cluster_name)
+    python = shlex.quote(sys.executable)  # the virtual head shares this machine (and its tornado)
     try:
         cluster.upload(script, "echo_service.py")
         cluster.exec(
-            "rm -f echo.port; nohup python3 echo_service.py echo.port < /dev/null > echo.log 2>&1 &",
+            f"rm -f echo.ready trap.hits; nohup {python} echo_service.py {ECHO_PORT} {TRAP_PORT}"
+            " < /dev/null > echo.log 2>&1 &",
             check=True,
         )
 
-        def port() -> int | None:
-            (result,) = cluster.exec("cat echo.port 2>/dev/null")
-            return int(result.stdout) if result.stdout.strip() else None
+        def ready() -> bool:
+            (result,) = cluster.exec("cat echo.ready 2>/dev/null || tail -5 echo.log")
+            if "Error" in result.stdout:
+                raise AssertionError(f"the echo service failed:\n{result.stdout}")
+            return result.stdout.strip() == "ready"
 
-        return wait_for_sync(port, timeout=30, what="the echo service on the head to listen")
+        wait_for_sync(ready, timeout=30, what="the echo service on the head to listen")
+    finally:
+        cluster.close()
+
+
+def trap_hits(cluster_name: str) -> int:
+    """How many connections reached the trap port on the head."""
+    from cloudtik_jupyter.api import Cluster
+
+    cluster = Cluster(cluster_name)
+    try:
+        (result,) = cluster.exec("cat trap.hits 2>/dev/null || echo 0")
+        return int(result.stdout.strip())
     finally:
         cluster.close()

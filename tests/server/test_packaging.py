@@ -65,3 +65,9 @@ def test_wheel_installs_an_enabled_labextension_and_server_extension(tmp_path: P
     # The enable file the wheel installs turns the server extension on for every server in that prefix.
     enable = json.loads((prefix / "etc/jupyter/jupyter_server_config.d/cloudtik_jupyter.json").read_text())
     assert enable["ServerApp"]["jpserver_extensions"]["cloudtik_jupyter.server"] is True
+    # jupyter-server-proxy is used as a library: its own /proxy/PORT/ (any local port, served as Jupyter's
+    # origin) is switched off, in a file that sorts after the one that package installs.
+    off = "jupyter_server_proxy_off_by_cloudtik.json"
+    assert off > "jupyter-server-proxy.json"
+    switched = json.loads((prefix / "etc/jupyter/jupyter_server_config.d" / off).read_text())
+    assert switched["ServerApp"]["jpserver_extensions"]["jupyter_server_proxy"] is False

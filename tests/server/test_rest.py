@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
 
 from tornado.httpclient import HTTPResponse
 
 from cloudtik_jupyter.waiting import wait_for
 
-from .helpers import CliCluster, start_echo_service
+from .helpers import CliCluster
 
 Fetch = Callable[..., Awaitable[HTTPResponse]]
 NO_AUTH = {"Authorization": ""}  # overrides jp_fetch's token header
@@ -141,29 +140,3 @@ async def test_scale_and_down_through_rest(cli_cluster: CliCluster, jp_fetch: Fe
     assert (down.code, body(down)) == (200, {"name": "cli", "terminated": 3})
     assert body(await fetch(jp_fetch, "cloudtik", "clusters"))["clusters"] == []
     assert (await fetch(jp_fetch, "cloudtik", "clusters", "cli")).code == 404
-
-
-async def test_proxy_reaches_a_service_on_the_head(
-    cli_cluster: CliCluster, jp_fetch: Fetch, jp_base_url: str, tmp_path: Path
-) -> None:
-    port = start_echo_service("cli", tmp_path)
-    proxied = ("cloudtik", "proxy", "cli", str(port))
-    cookies = {"Cookie": "mine=1; _xsrf=secret"}
-    page = await fetch(jp_fetch, *proxied, "some/page", params={"q": "1"}, headers=cookies)
-    assert page.code == 200, page.body
-    echoed = body(page)
-    assert echoed["path"] == "/some/page?q=1"
-    sent = {k.lower(): v for k, v in echoed["headers"].items()}
-    assert "authorization" not in sent  # Jupyter's token stays here
-    assert sent["cookie"] == "mine=1"  # Jupyter's own cookies stay here too
-    assert sent["x-forwarded-context"] == f"{jp_base_url}cloudtik/proxy/cli/{port}"  # for absolute links
-    assert "service=1; Path=/" in page.headers.get_list("Set-Cookie")
-
-    redirect = await fetch(jp_fetch, *proxied, "redirect")
-    assert redirect.code == 302
-    assert redirect.headers["Location"] == f"{jp_base_url}cloudtik/proxy/cli/{port}/landed?from=redirect"
-
-    nothing = await fetch(jp_fetch, "cloudtik", "proxy", "cli", "1", "")
-    assert nothing.code == 502
-    unknown = await fetch(jp_fetch, "cloudtik", "proxy", "ghost", str(port), "")
-    assert unknown.code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -9,6 +10,8 @@ from typing import Any
 
 import httpx
 from tornado.httpclient import HTTPResponse
+
+from cloudtik_jupyter.api.workspace import Workspace
 
 from .helpers import CliCluster
 from .sse import Event, Stream, card_of
@@ -39,6 +42,10 @@ def status_of(name: str, event: Event) -> dict[str, Any] | None:
 
 def status_field(name: str, event: Event, key: str) -> object:
     return (status_of(name, event) or {}).get(key)
+
+
+def workspaces_of(event: Event) -> object:
+    return event.data["workspaces"] if event.kind in ("workspaces", "snapshot") else None
 
 
 def phase_of(name: str, event: Event) -> object:
@@ -108,7 +115,7 @@ async def test_new_cluster_from_a_template(
 ) -> None:
     async with open_stream(jp_http_port, jp_base_url, jp_auth_header) as stream:
         snapshot = await stream.wait("the snapshot", lambda e: e.kind == "snapshot", timeout=10)
-        assert snapshot.data["clusters"] == []
+        assert snapshot.data == {"clusters": [], "workspaces": []}
         request = {"template": "virtual-small", "cluster_name": "made", "workers": 0}
         created = await jp_fetch("cloudtik", "clusters", method="POST", body=json.dumps(request))
         assert created.code == 202
@@ -124,5 +131,11 @@ async def test_new_cluster_from_a_template(
         )
         listed = json.loads((await jp_fetch("cloudtik", "clusters")).body)["clusters"]
         assert [c["name"] for c in listed] == ["made"]
+        # Workspace cards: the virtual default holds the new cluster; one made elsewhere shows up empty.
+        default = {"name": "default", "provider": "virtual", "created": False, "clusters": ["made"]}
+        await stream.wait("the default workspace", lambda e: workspaces_of(e) == [default], timeout=10)
+        await asyncio.to_thread(Workspace({"workspace_name": "team"}).create)
+        team = {"name": "team", "provider": "virtual", "created": True, "clusters": []}
+        await stream.wait("workspace 'team'", lambda e: workspaces_of(e) == [default, team], timeout=10)
         down = await jp_fetch("cloudtik", "clusters", "made", method="DELETE")
         assert json.loads(down.body)["terminated"] == 1

@@ -53,6 +53,7 @@ class SshTestServer:
     host_key: asyncssh.SSHKey = field(default_factory=lambda: asyncssh.generate_private_key("ssh-ed25519"))
     allow_from: str | None = None  # only this peer ip may connect
     forward_from: str | None = None  # source ip of forwarded (jump) connections
+    sftp_base: type[asyncssh.SFTPServer] | None = None  # a subclass of _HomeSftp (e.g. a hostile one)
     port: int = 0
     peers: list[str] = field(default_factory=list)  # peer ip of every accepted connection
     term_sizes: list[tuple[int, int]] = field(default_factory=list)  # (cols, rows) requested, in order
@@ -87,7 +88,7 @@ class SshTestServer:
                 forwarding = _forward_from(owner.forward_from, dest_host, dest_port)
                 return cast("Awaitable[asyncssh.SSHTCPSession[bytes]]", forwarding)
 
-        class Sftp(_HomeSftp):
+        class Sftp(self.sftp_base or _HomeSftp):  # type: ignore[misc]
             home = str(self.home).encode()
 
         self._acceptor = await asyncssh.listen(

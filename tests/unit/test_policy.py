@@ -114,6 +114,12 @@ def test_no_idle_release_near_a_start_or_a_scale_request() -> None:
     assert not run(busy, {"worker": 3}, idle_timeout=60.0).terminate
 
 
+def test_a_scale_up_above_min_stands_when_no_worker_is_idle() -> None:
+    # 3 busy workers (min 2), 4 requested: launch one; the request is not lowered to what is alive.
+    d = run([w(2), w(3), w(4)], {"worker": 4}, idle_timeout=60.0)
+    assert d.launch == {"worker": 1} and d.desired == {"worker": 4} and not d.terminate
+
+
 def test_unknown_node_types_are_retired() -> None:
     gone = WorkerView("n9", "old-type", UP, 9, heartbeat_age=0.1)
     assert "n9" in run([w(2), w(3), gone]).terminate

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ProviderError
+from ..common import cancel
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,15 @@ def make_clients(
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60)
 
     def client(service: str) -> Any:
-        return session.client(service, endpoint_url=endpoint_url, config=config)
+        made = session.client(service, endpoint_url=endpoint_url, config=config)
+        made.meta.events.register("before-call", _check_cancel)  # a cancel stops before the next call
+        return made
 
     return AwsClients(region=region, ec2=client("ec2"), iam=client("iam"), s3=client("s3"), sts=client("sts"))
+
+
+def _check_cancel(**kwargs: Any) -> None:
+    cancel.check()
 
 
 def error_code(exc: BaseException) -> str:
@@ -70,6 +77,13 @@ def is_client_error(exc: BaseException) -> bool:
     return isinstance(exc, ClientError)
 
 
+_HINTS = {
+    "AuthFailure": " (check the credentials: they are not valid for this account or region)",
+    "UnauthorizedOperation": " (the credentials lack this permission: see the README's workspace policy)",
+    "AccessDenied": " (the credentials lack this permission: see the README's workspace policy)",
+}
+
+
 @contextmanager
 def aws_errors(what: str) -> Iterator[None]:
     """Turn botocore failures into one `ProviderError` line that says what we were doing."""
@@ -80,8 +94,8 @@ def aws_errors(what: str) -> Iterator[None]:
     except ClientError as exc:
         err = exc.response.get("Error", {})
         op = getattr(exc, "operation_name", "")
-        raise ProviderError(
-            f"aws: {what}: {op} failed: {err.get('Code', '')}: {err.get('Message', '')}"
-        ) from exc
+        code = str(err.get("Code", ""))
+        hint = _HINTS.get(code, "")
+        raise ProviderError(f"aws: {what}: {op} failed: {code}: {err.get('Message', '')}{hint}") from exc
     except BotoCoreError as exc:
         raise ProviderError(f"aws: {what}: {exc}") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from . import naming as N
@@ -60,11 +61,16 @@ def current_rules(group: Any) -> set[Rule]:
     return rules
 
 
-def find_security_group(ec2: Any, names: WorkspaceNames) -> Any | None:
+def find_security_groups(ec2: Any, names: WorkspaceNames) -> list[Any]:
     groups = names.mine(
         ec2.describe_security_groups(Filters=names.filters(N.SECURITY_GROUP))["SecurityGroups"],
         N.SECURITY_GROUP,
     )
+    return sorted(groups, key=lambda g: g["GroupId"])
+
+
+def find_security_group(ec2: Any, names: WorkspaceNames) -> Any | None:
+    groups = find_security_groups(ec2, names)
     return groups[0] if groups else None
 
 
@@ -98,13 +104,15 @@ def ensure_security_group(
     return str(group_id)
 
 
-def delete_security_group(ec2: Any, names: WorkspaceNames, timeout: float) -> None:
-    group = find_security_group(ec2, names)
-    if group is not None:
-        gid = group["GroupId"]
+def delete_security_groups(ec2: Any, names: WorkspaceNames, timeout: float) -> list[str]:
+    removed = []
+    for group in find_security_groups(ec2, names):
+        gid = str(group["GroupId"])
         retry_while(
             DEPENDENCY_CODES,
-            lambda: ec2.delete_security_group(GroupId=gid),
+            partial(ec2.delete_security_group, GroupId=gid),
             timeout=timeout,
             what=f"deleting {gid}",
         )
+        removed.append(gid)
+    return removed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from ...errors import ProviderError
@@ -14,8 +15,13 @@ from .polling import poll, retry_while
 _LIVE_NAT = ["pending", "available"]
 
 
+def find_eips(ec2: Any, names: WorkspaceNames) -> list[Any]:
+    found = names.mine(ec2.describe_addresses(Filters=names.filters(N.NAT_EIP))["Addresses"], N.NAT_EIP)
+    return sorted(found, key=lambda a: a["AllocationId"])
+
+
 def find_eip(ec2: Any, names: WorkspaceNames) -> Any | None:
-    addresses = names.mine(ec2.describe_addresses(Filters=names.filters(N.NAT_EIP))["Addresses"], N.NAT_EIP)
+    addresses = find_eips(ec2, names)
     return addresses[0] if addresses else None
 
 
@@ -27,22 +33,28 @@ def ensure_eip(ec2: Any, names: WorkspaceNames) -> str:
     return str(ec2.allocate_address(Domain="vpc", TagSpecifications=spec)["AllocationId"])
 
 
-def release_eip(ec2: Any, names: WorkspaceNames, timeout: float) -> None:
-    found = find_eip(ec2, names)
-    if found is not None:
-        alloc = found["AllocationId"]
+def release_eips(ec2: Any, names: WorkspaceNames, timeout: float) -> list[str]:
+    removed = []
+    for found in find_eips(ec2, names):
+        alloc = str(found["AllocationId"])
         retry_while(
             DEPENDENCY_CODES,
-            lambda: ec2.release_address(AllocationId=alloc),
+            partial(ec2.release_address, AllocationId=alloc),
             timeout=timeout,
             what=f"releasing {alloc}",
         )
+        removed.append(alloc)
+    return removed
+
+
+def find_nats(ec2: Any, names: WorkspaceNames) -> list[Any]:
+    filters = [*names.filters(N.NAT_GATEWAY), {"Name": "state", "Values": _LIVE_NAT}]
+    found = names.mine(ec2.describe_nat_gateways(Filters=filters)["NatGateways"], N.NAT_GATEWAY)
+    return sorted((n for n in found if n["State"] in _LIVE_NAT), key=lambda n: n["NatGatewayId"])
 
 
 def find_nat(ec2: Any, names: WorkspaceNames) -> Any | None:
-    filters = [*names.filters(N.NAT_GATEWAY), {"Name": "state", "Values": _LIVE_NAT}]
-    found = names.mine(ec2.describe_nat_gateways(Filters=filters)["NatGateways"], N.NAT_GATEWAY)
-    nats = [n for n in found if n["State"] in _LIVE_NAT]
+    nats = find_nats(ec2, names)
     return nats[0] if nats else None
 
 
@@ -71,25 +83,30 @@ def ensure_nat(ec2: Any, names: WorkspaceNames, subnet_id: str, allocation_id: s
     return nat_id
 
 
-def delete_nat(ec2: Any, names: WorkspaceNames, timeout: float) -> None:
-    """Delete the NAT and wait until it is gone: its elastic IP can be released only then."""
-    found = find_nat(ec2, names)
-    if found is None:
-        return
-    nat_id = found["NatGatewayId"]
-    ec2.delete_nat_gateway(NatGatewayId=nat_id)
-    poll(
-        lambda: _nat_state(ec2, nat_id) == "deleted",
-        timeout=timeout,
-        what=f"NAT gateway {nat_id} to be deleted",
-    )
+def delete_nats(ec2: Any, names: WorkspaceNames, timeout: float) -> list[str]:
+    """Delete the NATs and wait until they are gone: their elastic IPs can be released only then."""
+    removed = [str(n["NatGatewayId"]) for n in find_nats(ec2, names)]
+    for nat_id in removed:
+        ec2.delete_nat_gateway(NatGatewayId=nat_id)
+    for nat_id in removed:
+        poll(
+            partial(lambda nat: _nat_state(ec2, nat) == "deleted", nat_id),
+            timeout=timeout,
+            what=f"NAT gateway {nat_id} to be deleted",
+        )
+    return removed
 
 
-def find_s3_endpoint(ec2: Any, names: WorkspaceNames) -> Any | None:
+def find_s3_endpoints(ec2: Any, names: WorkspaceNames) -> list[Any]:
     endpoints = names.mine(
         ec2.describe_vpc_endpoints(Filters=names.filters(N.S3_ENDPOINT))["VpcEndpoints"], N.S3_ENDPOINT
     )
     live = [e for e in endpoints if e.get("State", "").lower() not in ("deleted", "deleting", "failed")]
+    return sorted(live, key=lambda e: e["VpcEndpointId"])
+
+
+def find_s3_endpoint(ec2: Any, names: WorkspaceNames) -> Any | None:
+    live = find_s3_endpoints(ec2, names)
     return live[0] if live else None
 
 
@@ -112,7 +129,8 @@ def ensure_s3_endpoint(
     return str(found["VpcEndpointId"])
 
 
-def delete_s3_endpoint(ec2: Any, names: WorkspaceNames) -> None:
-    found = find_s3_endpoint(ec2, names)
-    if found is not None:
-        ec2.delete_vpc_endpoints(VpcEndpointIds=[found["VpcEndpointId"]])
+def delete_s3_endpoints(ec2: Any, names: WorkspaceNames) -> list[str]:
+    removed = [str(e["VpcEndpointId"]) for e in find_s3_endpoints(ec2, names)]
+    if removed:
+        ec2.delete_vpc_endpoints(VpcEndpointIds=removed)
+    return removed

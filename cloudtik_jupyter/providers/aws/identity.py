@@ -71,16 +71,36 @@ def ensure_profile(iam: Any, names: WorkspaceNames, spec: RoleSpec) -> None:
         iam.add_role_to_instance_profile(InstanceProfileName=spec.profile, RoleName=spec.role)
 
 
-def delete_identity(iam: Any, spec: RoleSpec) -> None:
+def delete_identity(iam: Any, spec: RoleSpec) -> list[str]:
+    """The profile, then the role with its policies; returns what was removed."""
+    removed = []
     profile = get_profile(iam, spec.profile)
     if profile is not None:
         for role in profile.get("Roles", []):
             iam.remove_role_from_instance_profile(InstanceProfileName=spec.profile, RoleName=role["RoleName"])
         iam.delete_instance_profile(InstanceProfileName=spec.profile)
+        removed.append(f"instance-profile/{spec.profile}")
     if get_role(iam, spec.role) is None:
-        return
+        return removed
     for name in iam.list_role_policies(RoleName=spec.role)["PolicyNames"]:
         iam.delete_role_policy(RoleName=spec.role, PolicyName=name)
     for attached in iam.list_attached_role_policies(RoleName=spec.role)["AttachedPolicies"]:
         iam.detach_role_policy(RoleName=spec.role, PolicyArn=attached["PolicyArn"])
     iam.delete_role(RoleName=spec.role)
+    return [*removed, f"role/{spec.role}"]
+
+
+SPOT_SERVICE = "spot.amazonaws.com"
+
+
+def ensure_spot_role(iam: Any) -> None:
+    """EC2 needs its Spot service-linked role (one per account) before the first spot launch; the head
+    may not create it (no IAM rights), so the workspace does. Never deleted: the account's, not ours."""
+    found = iam.list_roles(PathPrefix=f"/aws-service-role/{SPOT_SERVICE}/")["Roles"]
+    if found:
+        return
+    try:
+        iam.create_service_linked_role(AWSServiceName=SPOT_SERVICE)
+    except Exception as exc:  # made meanwhile (or by a run whose answer was lost)
+        if not (is_client_error(exc) and error_code(exc) in ("InvalidInput", "EntityAlreadyExists")):
+            raise

@@ -65,6 +65,11 @@ class WorkspaceNames:
     def security_group(self) -> str:
         return f"cloudtik-{self.workspace}"
 
+    @property
+    def lock(self) -> str:
+        """The key pair that is the workspace's lock in the cloud while a create or delete runs."""
+        return f"cloudtik-{self.workspace}-lock"
+
     def bucket(self, account_id: str, region: str) -> str:
         # Bucket names are global and <= 63 chars: a short digest keeps them unique per account and region.
         digest = hashlib.sha256(f"{account_id}/{region}".encode()).hexdigest()[:8]

@@ -13,8 +13,9 @@ from . import naming as N
 from .naming import WorkspaceNames, tag_dict
 from .polling import retry_while
 
-# AWS error codes meaning "something still depends on it; try again shortly".
-DEPENDENCY_CODES = ("DependencyViolation", "InvalidIPAddress.InUse", "AuthFailure")
+# AWS error codes meaning "something still depends on it; try again shortly". (Not AuthFailure: it
+# means the credentials are refused, which no wait fixes.)
+DEPENDENCY_CODES = ("DependencyViolation", "InvalidIPAddress.InUse")
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,15 @@ class RouteTable:
     role: str
 
 
-def find_vpc(ec2: Any, names: WorkspaceNames) -> Vpc | None:
+def find_vpcs(ec2: Any, names: WorkspaceNames) -> list[Vpc]:
+    """Every VPC tagged as the workspace's (more than one only after an out-of-band duplicate)."""
     vpcs = names.mine(ec2.describe_vpcs(Filters=names.filters(N.VPC))["Vpcs"], N.VPC)
-    return Vpc(vpcs[0]["VpcId"], vpcs[0]["CidrBlock"], owned=True) if vpcs else None
+    return [Vpc(v["VpcId"], v["CidrBlock"], owned=True) for v in sorted(vpcs, key=lambda v: v["VpcId"])]
+
+
+def find_vpc(ec2: Any, names: WorkspaceNames) -> Vpc | None:
+    vpcs = find_vpcs(ec2, names)
+    return vpcs[0] if vpcs else None
 
 
 def describe_vpc(ec2: Any, vpc_id: str) -> Vpc | None:
@@ -74,10 +81,17 @@ def ensure_vpc(ec2: Any, names: WorkspaceNames, cidr: str) -> Vpc:
     return vpc
 
 
-def delete_vpc(ec2: Any, names: WorkspaceNames, timeout: float) -> None:
-    vpc = find_vpc(ec2, names)
-    if vpc is not None:
-        retry_while(DEPENDENCY_CODES, lambda: ec2.delete_vpc(VpcId=vpc.id), timeout=timeout, what=f"{vpc.id}")
+def delete_vpcs(ec2: Any, names: WorkspaceNames, timeout: float) -> list[str]:
+    removed = []
+    for vpc in find_vpcs(ec2, names):
+        retry_while(
+            DEPENDENCY_CODES,
+            partial(ec2.delete_vpc, VpcId=vpc.id),
+            timeout=timeout,
+            what=f"deleting {vpc.id}",
+        )
+        removed.append(vpc.id)
+    return removed
 
 
 # -- internet gateway ---------------------------------------------------------------------------
@@ -111,7 +125,8 @@ def find_owned_gateways(ec2: Any, names: WorkspaceNames) -> list[Any]:
     return names.mine(found, N.INTERNET_GATEWAY)
 
 
-def delete_internet_gateways(ec2: Any, names: WorkspaceNames, timeout: float) -> None:
+def delete_internet_gateways(ec2: Any, names: WorkspaceNames, timeout: float) -> list[str]:
+    removed = []
     for gw in find_owned_gateways(ec2, names):
         gw_id = gw["InternetGatewayId"]
         for att in gw.get("Attachments", []):
@@ -123,16 +138,31 @@ def delete_internet_gateways(ec2: Any, names: WorkspaceNames, timeout: float) ->
                 what=f"detaching {gw_id}",
             )
         ec2.delete_internet_gateway(InternetGatewayId=gw_id)
+        removed.append(str(gw_id))
+    return removed
 
 
 # -- subnets ------------------------------------------------------------------------------------
 
 
-def find_subnets(ec2: Any, names: WorkspaceNames) -> dict[str, Subnet]:
-    found: dict[str, Subnet] = {}
+_SUBNET_ROLES = (N.PUBLIC_SUBNET, *N.PRIVATE_SUBNETS)
+
+
+def all_subnets(ec2: Any, names: WorkspaceNames) -> list[Subnet]:
+    """Every subnet tagged as one of the workspace's, duplicates included."""
+    found = []
     for s in names.mine(ec2.describe_subnets(Filters=names.filters())["Subnets"]):
         role = tag_dict(s.get("Tags")).get(N.RESOURCE, "")
-        found[role] = Subnet(s["SubnetId"], role, s["CidrBlock"], s["AvailabilityZone"])
+        if role in _SUBNET_ROLES:
+            found.append(Subnet(s["SubnetId"], role, s["CidrBlock"], s["AvailabilityZone"]))
+    return sorted(found, key=lambda s: s.id)
+
+
+def find_subnets(ec2: Any, names: WorkspaceNames) -> dict[str, Subnet]:
+    """One subnet per role (the first by id, if a role was ever duplicated)."""
+    found: dict[str, Subnet] = {}
+    for subnet in all_subnets(ec2, names):
+        found.setdefault(subnet.role, subnet)
     return found
 
 
@@ -167,8 +197,9 @@ def ensure_subnets(ec2: Any, names: WorkspaceNames, vpc: Vpc, zones: Sequence[st
     return found
 
 
-def delete_subnets(ec2: Any, names: WorkspaceNames, timeout: float) -> None:
-    for subnet in find_subnets(ec2, names).values():
+def delete_subnets(ec2: Any, names: WorkspaceNames, timeout: float) -> list[str]:
+    removed = []
+    for subnet in all_subnets(ec2, names):
         # Network interfaces of just-terminated instances linger briefly.
         retry_while(
             DEPENDENCY_CODES,
@@ -176,14 +207,25 @@ def delete_subnets(ec2: Any, names: WorkspaceNames, timeout: float) -> None:
             timeout=timeout,
             what=f"deleting {subnet.id}",
         )
+        removed.append(subnet.id)
+    return removed
 
 
 # -- route tables -------------------------------------------------------------------------------
 
 
+def route_tables_of(ec2: Any, names: WorkspaceNames, role: str) -> list[Any]:
+    """Every route table tagged with `role`, duplicates included."""
+    tables = names.mine(ec2.describe_route_tables(Filters=names.filters(role))["RouteTables"], role)
+    return sorted(tables, key=lambda t: t["RouteTableId"])
+
+
 def find_route_tables(ec2: Any, names: WorkspaceNames) -> dict[str, Any]:
     tables = names.mine(ec2.describe_route_tables(Filters=names.filters())["RouteTables"])
-    return {tag_dict(t.get("Tags")).get(N.RESOURCE, ""): t for t in tables}
+    found: dict[str, Any] = {}
+    for t in sorted(tables, key=lambda t: t["RouteTableId"]):
+        found.setdefault(tag_dict(t.get("Tags")).get(N.RESOURCE, ""), t)
+    return found
 
 
 def ensure_route_table(ec2: Any, names: WorkspaceNames, vpc: Vpc, role: str) -> RouteTable:
@@ -221,14 +263,15 @@ def ensure_associations(ec2: Any, table_id: str, subnet_ids: Sequence[str]) -> N
             )
 
 
-def delete_route_table(ec2: Any, names: WorkspaceNames, role: str) -> None:
-    table = find_route_tables(ec2, names).get(role)
-    if table is None:
-        return
-    for assoc in table.get("Associations", []):
-        if not assoc.get("Main"):
-            ec2.disassociate_route_table(AssociationId=assoc["RouteTableAssociationId"])
-    ec2.delete_route_table(RouteTableId=table["RouteTableId"])
+def delete_route_tables(ec2: Any, names: WorkspaceNames, role: str) -> list[str]:
+    removed = []
+    for table in route_tables_of(ec2, names, role):
+        for assoc in table.get("Associations", []):
+            if not assoc.get("Main"):
+                ec2.disassociate_route_table(AssociationId=assoc["RouteTableAssociationId"])
+        ec2.delete_route_table(RouteTableId=table["RouteTableId"])
+        removed.append(str(table["RouteTableId"]))
+    return removed
 
 
 def routes_of(ec2: Any, table_id: str) -> dict[str, str]:

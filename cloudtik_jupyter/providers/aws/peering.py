@@ -1,25 +1,47 @@
-"""VPC peering with the user's VPC (same account and region), with routes on both sides."""
+"""VPC peering with the user's VPC (same account and region), with routes on both sides.
+
+The client's VPC is not the workspace's: `create` refuses (before anything is made) when one of its
+route tables already routes the workspace's block somewhere else, adds only new routes to the peering,
+and records on the peering connection which tables it added them to; `delete` removes exactly those
+routes, which leaves the client's tables as they were.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from ...errors import ProviderError
 from . import naming as N
-from .naming import WorkspaceNames
+from .naming import WorkspaceNames, tag_dict
 from .network import Vpc, ensure_route
 from .polling import poll
 
 _LIVE = ["initiating-request", "pending-acceptance", "provisioning", "active"]
+ROUTES_TAG = "cloudtik-peer-routes"  # + "-N": the client's route tables we added a route to
+_PER_TAG = 10  # route table ids per tag value (values are limited to 256 characters)
 
 
-def find_peering(ec2: Any, names: WorkspaceNames) -> Any | None:
-    filters = [*names.filters(N.PEERING), {"Name": "status-code", "Values": _LIVE}]
+def _all(ec2: Any, names: WorkspaceNames, live: bool) -> list[Any]:
+    filters = names.filters(N.PEERING)
+    if live:
+        filters = [*filters, {"Name": "status-code", "Values": _LIVE}]
     found = names.mine(
         ec2.describe_vpc_peering_connections(Filters=filters)["VpcPeeringConnections"], N.PEERING
     )
-    live = [c for c in found if c["Status"]["Code"] in _LIVE]  # not every API honours the status filter
+    if live:  # not every API honours the status filter
+        found = [c for c in found if c["Status"]["Code"] in _LIVE]
+    return sorted(found, key=lambda c: c["VpcPeeringConnectionId"])
+
+
+def find_peerings(ec2: Any, names: WorkspaceNames) -> list[Any]:
+    return _all(ec2, names, live=True)
+
+
+def find_peering(ec2: Any, names: WorkspaceNames) -> Any | None:
+    live = find_peerings(ec2, names)
     return live[0] if live else None
 
 
@@ -35,6 +57,64 @@ def _vpc_tables(ec2: Any, vpc_id: str) -> list[Any]:
 
 def peer_route_tables(ec2: Any, peer_vpc_id: str) -> list[str]:
     return [t["RouteTableId"] for t in _vpc_tables(ec2, peer_vpc_id)]
+
+
+def _target(route: Any) -> str:
+    for key in ("VpcPeeringConnectionId", "GatewayId", "NatGatewayId", "TransitGatewayId", "InstanceId"):
+        if route.get(key):
+            return str(route[key])
+    return str(route.get("NetworkInterfaceId") or "?")
+
+
+def foreign_routes(ec2: Any, names: WorkspaceNames, peer_vpc_id: str, cidr: str) -> list[str]:
+    """Routes of the client's VPC that already send (part of) `cidr` somewhere that is not one of the
+    workspace's peerings: adding ours would hijack them. The default route (0.0.0.0/0) is not one."""
+    ours = {c["VpcPeeringConnectionId"] for c in _all(ec2, names, live=False)}
+    block = ipaddress.ip_network(cidr)
+    found = []
+    for table in _vpc_tables(ec2, peer_vpc_id):
+        for route in table["Routes"]:
+            dest = route.get("DestinationCidrBlock")
+            if not dest or ipaddress.ip_network(dest).prefixlen == 0 or route.get("GatewayId") == "local":
+                continue
+            if ipaddress.ip_network(dest).overlaps(block) and route.get("VpcPeeringConnectionId") not in ours:
+                found.append(f"{table['RouteTableId']}: {dest} -> {_target(route)}")
+    return found
+
+
+def recorded_tables(pcx: Any) -> list[str]:
+    tags = tag_dict(pcx.get("Tags"))
+    return sorted({t for k, v in tags.items() if k.startswith(ROUTES_TAG) for t in v.split()})
+
+
+def _record(ec2: Any, pcx_id: str, tables: Sequence[str]) -> None:
+    ids = sorted(set(tables))
+    chunks = [ids[i : i + _PER_TAG] for i in range(0, len(ids), _PER_TAG)]
+    ec2.create_tags(
+        Resources=[pcx_id],
+        Tags=[{"Key": f"{ROUTES_TAG}-{i}", "Value": " ".join(chunk)} for i, chunk in enumerate(chunks)],
+    )
+
+
+def _add_peer_route(ec2: Any, names: WorkspaceNames, table: Any, cidr: str, pcx_id: str) -> None:
+    """Our route in a table of the client's VPC: only ever new, or one of our own peerings' routes."""
+    ours = {c["VpcPeeringConnectionId"] for c in _all(ec2, names, live=False)}
+    current = next((r for r in table["Routes"] if r.get("DestinationCidrBlock") == cidr), None)
+    if current is None:
+        ec2.create_route(
+            RouteTableId=table["RouteTableId"], DestinationCidrBlock=cidr, VpcPeeringConnectionId=pcx_id
+        )
+    elif current.get("VpcPeeringConnectionId") == pcx_id:
+        return
+    elif current.get("VpcPeeringConnectionId") in ours:  # one of ours from before: re-pointed, still ours
+        ec2.replace_route(
+            RouteTableId=table["RouteTableId"], DestinationCidrBlock=cidr, VpcPeeringConnectionId=pcx_id
+        )
+    else:
+        raise ProviderError(
+            f"aws: route table {table['RouteTableId']} of the peer VPC now routes {cidr} to "
+            f"{_target(current)}; cloudtik does not replace routes it does not own"
+        )
 
 
 def ensure_peering(
@@ -65,24 +145,32 @@ def ensure_peering(
     poll(lambda: _status(ec2, pcx_id) == "active", timeout=timeout, what=f"peering {pcx_id} to become active")
     for table in our_tables:
         ensure_route(ec2, table, peer.cidr, VpcPeeringConnectionId=pcx_id)
-    for table in peer_route_tables(ec2, peer.id):
-        ensure_route(ec2, table, vpc.cidr, VpcPeeringConnectionId=pcx_id)
+    tables = _vpc_tables(ec2, peer.id)
+    # Recorded before the routes exist: a route whose answer is lost is still found and removed.
+    _record(ec2, pcx_id, [*recorded_tables(found), *(t["RouteTableId"] for t in tables)])
+    for table in tables:
+        _add_peer_route(ec2, names, table, vpc.cidr, pcx_id)
     return pcx_id
 
 
-def delete_peering(ec2: Any, names: WorkspaceNames, timeout: float) -> None:
-    """Remove only our routes from the peer's tables (matched by connection id), then the peering."""
-    found = find_peering(ec2, names)
-    if found is None:
-        return
-    pcx_id = found["VpcPeeringConnectionId"]
-    peer_id = found.get("AccepterVpcInfo", {}).get("VpcId")
-    if peer_id:
-        for table in _vpc_tables(ec2, peer_id):
+def delete_peerings(ec2: Any, names: WorkspaceNames, timeout: float) -> list[str]:
+    """Remove our routes from the client's tables (those recorded, pointing at our peering), then the
+    peerings; the client's tables are left as they were before `create`."""
+    removed = []
+    for found in find_peerings(ec2, names):
+        pcx_id = str(found["VpcPeeringConnectionId"])
+        peer_id = found.get("AccepterVpcInfo", {}).get("VpcId")
+        for table in _vpc_tables(ec2, peer_id) if peer_id else []:
             for route in table["Routes"]:
-                if route.get("VpcPeeringConnectionId") == pcx_id and route.get("DestinationCidrBlock"):
-                    ec2.delete_route(
-                        RouteTableId=table["RouteTableId"], DestinationCidrBlock=route["DestinationCidrBlock"]
-                    )
-    ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=pcx_id)
-    poll(lambda: _status(ec2, pcx_id) == "deleted", timeout=timeout, what=f"peering {pcx_id} to be deleted")
+                dest = route.get("DestinationCidrBlock")
+                if dest and route.get("VpcPeeringConnectionId") == pcx_id:  # only ours point there
+                    ec2.delete_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock=dest)
+                    removed.append(f"route {dest} in {table['RouteTableId']}")
+        ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=pcx_id)
+        poll(
+            partial(lambda pcx: _status(ec2, pcx) == "deleted", pcx_id),
+            timeout=timeout,
+            what=f"peering {pcx_id} to be deleted",
+        )
+        removed.append(pcx_id)
+    return removed

@@ -51,10 +51,10 @@ def object_count(s3: Any, bucket: str, limit: int = 1000) -> int:
     return int(s3.list_objects_v2(Bucket=bucket, MaxKeys=limit).get("KeyCount", 0))
 
 
-def delete_bucket(s3: Any, bucket: str) -> None:
+def delete_bucket(s3: Any, bucket: str) -> list[str]:
     """Empty (all versions) and delete the bucket; a missing bucket is already deleted."""
     if not bucket_exists(s3, bucket):
-        return
+        return []
     paginator = s3.get_paginator("list_object_versions")
     for page in paginator.paginate(Bucket=bucket):
         keys = [
@@ -64,3 +64,4 @@ def delete_bucket(s3: Any, bucket: str) -> None:
         if keys:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
     s3.delete_bucket(Bucket=bucket)
+    return [bucket]

@@ -1,14 +1,16 @@
 """AWS WorkspaceProvider: the network, firewall, identities and bucket a team's clusters share.
 
 Every step finds its resource by tag before creating it, so an interrupted `create` converges when
-re-run and never duplicates; `delete` undoes the steps in reverse order and touches only what is tagged
-as the workspace's own.
+re-run and never duplicates; `delete` undoes the steps in reverse order, removes every resource tagged
+as the workspace's own (duplicates too) and touches nothing else. A key pair named after the workspace is
+its lock in the cloud while a create or delete runs (see `lock.py`).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +18,13 @@ from ...errors import ConfigError
 from .. import tags as T
 from ..base import ResourceStatus
 from ..common.guard import refuse_busy_delete, refuse_data_delete
+from ..common.lock import LockRecord, hold_cloud_lock
 from ..common.steps import StepHooks, Steps
 from . import gateways, identity, network, peering, storage
 from . import naming as N
 from .clients import AwsClients, aws_errors, make_clients
-from .firewall import delete_security_group, ensure_security_group, find_security_group
+from .firewall import delete_security_groups, ensure_security_group, find_security_group
+from .lock import KeyPairLock
 from .lookup import workspace_instances
 from .naming import WorkspaceNames, tag_dict
 from .policies import PolicyScope, head_policy, worker_policy
@@ -112,6 +116,12 @@ class AwsWorkspaceProvider:
             shared = network.describe_vpc(ec2, str(net.vpc_id))
             if shared is None:
                 raise ConfigError("networking.vpc_id", f"no VPC {net.vpc_id} in {region}")
+            if not shared.owned and network.attached_gateway(ec2, shared.id) is None:
+                raise ConfigError(
+                    "networking.vpc_id",
+                    f"VPC {shared.id} has no internet gateway (its NAT needs one); cloudtik does not attach "
+                    f"one to a VPC it does not own: attach one, or use networking.mode public or peering",
+                )
         if net.mode == "peering":
             peer = network.describe_vpc(ec2, str(net.peer_vpc_id))
             if peer is None:
@@ -121,13 +131,28 @@ class AwsWorkspaceProvider:
                     "networking.vpc_cidr",
                     f"{net.vpc_cidr} overlaps the peer VPC's {peer.cidr}; choose another block",
                 )
+            taken = peering.foreign_routes(ec2, self.names, peer.id, net.vpc_cidr)
+            if taken:
+                raise ConfigError(
+                    "networking.vpc_cidr",
+                    f"the peer VPC {peer.id} already routes {net.vpc_cidr} elsewhere ({'; '.join(taken)}); "
+                    f"cloudtik does not replace routes it does not own: choose another block",
+                )
         return Inputs(zones, shared, peer)
+
+    @contextmanager
+    def lock(self, record: LockRecord) -> Iterator[LockRecord]:
+        """The workspace's lock in the cloud (a key pair) for the time of a create or delete."""
+        with aws_errors(f"locking workspace {self.workspace_name!r}"):
+            lock = KeyPairLock(self._ec2, self.names)
+            with hold_cloud_lock(lock, self.workspace_name, record) as held:
+                yield held
 
     def create(self) -> None:
         """Create what is missing, converge what exists (also how `update` applies a changed config)."""
         net = self._networking()
         ec2, names, t = self._ec2, self.names, self.timeout
-        step = Steps(self._progress, self.hooks)
+        step = Steps(self._progress, self.hooks, verb="creating")
         with aws_errors(f"creating workspace {self.workspace_name!r}"):
             inputs = self._check_inputs(net)
             vpc = inputs.shared_vpc or step("VPC", lambda: network.ensure_vpc(ec2, names, net.vpc_cidr))
@@ -177,6 +202,7 @@ class AwsWorkspaceProvider:
                     "VPC peering",
                     lambda: peering.ensure_peering(ec2, names, vpc, peer, [public_rt, private_rt], t),
                 )
+            step("EC2 Spot service-linked role", lambda: identity.ensure_spot_role(self.clients.iam))
             step("IAM roles and instance profiles", self._create_identity)
             step(
                 "bucket",
@@ -198,11 +224,12 @@ class AwsWorkspaceProvider:
 
     # -- delete -----------------------------------------------------------------------------------
 
-    def delete(self, force: bool = False) -> None:
-        """Delete in reverse order. Refuses while instances run in the workspace or the bucket holds data,
-        unless `force` (then instances are terminated and the bucket emptied first)."""
+    def delete(self, force: bool = False) -> list[str]:
+        """Delete in reverse order, every tagged match of each kind; returns what was removed. Refuses
+        while instances run in the workspace or the bucket holds data, unless `force` (then instances
+        are terminated and the bucket emptied first)."""
         ec2, names, t = self._ec2, self.names, self.timeout
-        step = Steps(self._progress, self.hooks)
+        step = Steps(self._progress, self.hooks, verb="deleting")
         with aws_errors(f"deleting workspace {self.workspace_name!r}"):
             instances = [i["InstanceId"] for i in workspace_instances(ec2, self.workspace_name)]
             has_bucket = storage.bucket_exists(self.clients.s3, self.bucket)
@@ -211,36 +238,41 @@ class AwsWorkspaceProvider:
             refuse_data_delete(self.workspace_name, f"bucket {self.bucket}", bool(objects), force)
             if instances:
 
-                def terminate() -> None:
+                def terminate() -> list[str]:
                     ec2.terminate_instances(InstanceIds=instances)
                     poll(
                         lambda: not workspace_instances(ec2, self.workspace_name),
                         timeout=t,
                         what=f"instances of workspace {self.workspace_name!r} to terminate",
                     )
+                    return instances
 
-                step("instances", terminate)
-            step("bucket", lambda: storage.delete_bucket(self.clients.s3, self.bucket))
+                step.remove("instances", terminate)
+            step.remove("bucket", lambda: storage.delete_bucket(self.clients.s3, self.bucket))
 
-            def delete_identity() -> None:
-                for spec in self._roles():
-                    identity.delete_identity(self.clients.iam, spec)
+            def delete_identity() -> list[str]:
+                return [r for spec in self._roles() for r in identity.delete_identity(self.clients.iam, spec)]
 
-            step("IAM roles and instance profiles", delete_identity)
-            step("VPC peering", lambda: peering.delete_peering(ec2, names, t))
-            step("security group", lambda: delete_security_group(ec2, names, t))
-            step("S3 endpoint", lambda: gateways.delete_s3_endpoint(ec2, names))
-            step("private route table", lambda: network.delete_route_table(ec2, names, N.PRIVATE_ROUTE_TABLE))
+            step.remove("IAM roles and instance profiles", delete_identity)
+            step.remove("VPC peering", lambda: peering.delete_peerings(ec2, names, t))
+            step.remove("security group", lambda: delete_security_groups(ec2, names, t))
+            step.remove("S3 endpoint", lambda: gateways.delete_s3_endpoints(ec2, names))
+            step.remove(
+                "private route table", lambda: network.delete_route_tables(ec2, names, N.PRIVATE_ROUTE_TABLE)
+            )
 
-            def nat_gateway() -> None:
-                gateways.delete_nat(ec2, names, t)  # must be gone before its address can be released
-                gateways.release_eip(ec2, names, t)
+            def nat_gateway() -> list[str]:
+                nats = gateways.delete_nats(ec2, names, t)  # gone before their addresses can be released
+                return [*nats, *gateways.release_eips(ec2, names, t)]
 
-            step("NAT gateway", nat_gateway)
-            step("public route table", lambda: network.delete_route_table(ec2, names, N.PUBLIC_ROUTE_TABLE))
-            step("subnets", lambda: network.delete_subnets(ec2, names, t))
-            step("internet gateway", lambda: network.delete_internet_gateways(ec2, names, t))
-            step("VPC", lambda: network.delete_vpc(ec2, names, t))
+            step.remove("NAT gateway", nat_gateway)
+            step.remove(
+                "public route table", lambda: network.delete_route_tables(ec2, names, N.PUBLIC_ROUTE_TABLE)
+            )
+            step.remove("subnets", lambda: network.delete_subnets(ec2, names, t))
+            step.remove("internet gateway", lambda: network.delete_internet_gateways(ec2, names, t))
+            step.remove("VPC", lambda: network.delete_vpcs(ec2, names, t))
+        return step.removed
 
     def cluster_names(self) -> set[str]:
         found = workspace_instances(self._ec2, self.workspace_name)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ProviderError
+from ..common import cancel
 
 AUTHORIZATION_API = "2022-04-01"
 
@@ -52,6 +53,27 @@ def _allow_http_policy() -> Any:
     return AllowHttp()
 
 
+def _cancel_policy() -> Any:
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class CheckCancel(SansIOHTTPPolicy):
+        """A cancel stops before the next request of the worker thread."""
+
+        def on_request(self, request: Any) -> None:
+            cancel.check()
+
+    return CheckCancel()
+
+
+def finish(poller: Any, interval: float = 0.2) -> Any:
+    """A long-running operation's result. The SDK polls in a thread of its own, which does not see the
+    cancel token: wait here, checking it, so a cancel does not wait for the operation to end."""
+    while not poller.done():
+        cancel.check()
+        poller.wait(interval)
+    return poller.result()
+
+
 def default_credential(endpoint_url: str | None) -> Any:
     if endpoint_url and endpoint_url.startswith("http://"):
         return LocalEndpointCredential()
@@ -81,8 +103,7 @@ def make_clients(
     kwargs: dict[str, Any] = {"polling_interval": 0 if local else 5}
     if endpoint_url:
         kwargs["base_url"] = endpoint_url.rstrip("/")
-    if local:
-        kwargs["per_call_policies"] = [_allow_http_policy()]
+    kwargs["per_call_policies"] = [_cancel_policy(), *([_allow_http_policy()] if local else [])]
     kwargs.update(client_kwargs or {})
 
     def client(cls: Any, **extra: Any) -> Any:

@@ -36,9 +36,11 @@ def ensure_identity(c: AzureClients, names: AzureNames, kind: str) -> str:
     return str(found.principal_id)
 
 
-def delete_identity(c: AzureClients, names: AzureNames, kind: str) -> None:
-    if get_identity(c, names, kind) is not None:
-        c.msi.user_assigned_identities.delete(names.resource_group, names.identity(kind))
+def delete_identity(c: AzureClients, names: AzureNames, kind: str) -> list[str]:
+    if get_identity(c, names, kind) is None:
+        return []
+    c.msi.user_assigned_identities.delete(names.resource_group, names.identity(kind))
+    return [names.identity(kind)]
 
 
 # -- the head's custom role -------------------------------------------------------------------------
@@ -58,22 +60,28 @@ def ensure_role(c: AzureClients, names: AzureNames, doc: RoleDocument) -> None:
     from azure.mgmt.authorization.v2022_04_01.models import Permission, RoleDefinition
 
     found = get_role(c, names)
-    want = sorted(doc.actions)
-    if found is not None and sorted(found.permissions[0].actions) == want:
+    want, scopes = sorted(doc.actions), [names.group_id, *doc.scopes]
+    if (
+        found is not None
+        and sorted(found.permissions[0].actions) == want
+        and sorted(s.lower() for s in found.assignable_scopes) == sorted(s.lower() for s in scopes)
+    ):
         return
     role = RoleDefinition(
         role_name=names.head_role_name,
         description=doc.description,
         role_type="CustomRole",
         permissions=[Permission(actions=want, not_actions=[], data_actions=[], not_data_actions=[])],
-        assignable_scopes=[names.group_id],
+        assignable_scopes=scopes,
     )
     c.authorization.role_definitions.create_or_update(names.group_id, names.head_role_guid, role)
 
 
-def delete_role(c: AzureClients, names: AzureNames) -> None:
-    if get_role(c, names) is not None:
-        c.authorization.role_definitions.delete(names.group_id, names.head_role_guid)
+def delete_role(c: AzureClients, names: AzureNames) -> list[str]:
+    if get_role(c, names) is None:
+        return []
+    c.authorization.role_definitions.delete(names.group_id, names.head_role_guid)
+    return [names.head_role_name]
 
 
 # -- role assignments -------------------------------------------------------------------------------
@@ -120,6 +128,8 @@ def ensure_assignment(
     poll(attempt, timeout=timeout, what=f"the {a.identity} identity to be assignable")
 
 
-def delete_assignment(c: AzureClients, names: AzureNames, a: Assignment) -> None:
-    if get_assignment(c, names, a) is not None:
-        c.authorization.role_assignments.delete(a.scope, assignment_name(names, a))
+def delete_assignment(c: AzureClients, names: AzureNames, a: Assignment) -> list[str]:
+    if get_assignment(c, names, a) is None:
+        return []
+    c.authorization.role_assignments.delete(a.scope, assignment_name(names, a))
+    return [f"{a.identity} {a.role} at {a.scope}"]

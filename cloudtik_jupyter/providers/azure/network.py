@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from ...errors import ProviderError
 from ..common.subnets import free_block
 from . import naming as N
-from .clients import AzureClients, is_not_found
+from .clients import AzureClients, finish, is_not_found
 from .naming import AzureNames
 
 T = TypeVar("T")
@@ -24,6 +24,12 @@ class Vnet:
     name: str
     prefixes: tuple[str, ...]
     owned: bool  # False for a shared, existing network: only our subnets go in it, it is never deleted
+
+
+def failed(resource: Any) -> bool:
+    """A resource whose last PUT failed (ARM keeps it, provisioningState Failed): PUT it again."""
+    state = getattr(resource, "provisioning_state", None)
+    return str(getattr(state, "value", state) or "").lower() == "failed"
 
 
 def get_or_none(call: Callable[[], T]) -> T | None:
@@ -57,18 +63,19 @@ def ensure_group(c: AzureClients, names: AzureNames) -> None:
         c.resource.resource_groups.create_or_update(names.resource_group, group)
 
 
-def delete_group(c: AzureClients, names: AzureNames) -> None:
+def delete_group(c: AzureClients, names: AzureNames) -> list[str]:
     """Only a group the workspace made, and only when nothing else is left in it."""
     group = find_group(c, names)
     if group is None or not names.owns(group.tags, N.RESOURCE_GROUP):
-        return
+        return []
     others = [r.id for r in c.resource.resources.list_by_resource_group(names.resource_group)]
     if others:
         raise ProviderError(
             f"azure: resource group {names.resource_group} still holds resources the workspace did not make "
             f"({', '.join(others[:3])}); move or delete them, then delete the workspace again"
         )
-    c.resource.resource_groups.begin_delete(names.resource_group).result()
+    finish(c.resource.resource_groups.begin_delete(names.resource_group))
+    return [names.resource_group]
 
 
 # -- NSG, NAT -----------------------------------------------------------------------------------------
@@ -100,7 +107,12 @@ def ensure_nsg(c: AzureClients, names: AzureNames, sources: Sequence[str], mode:
         raise ProviderError("azure: refusing an SSH rule without source address prefixes")
     found = find_nsg(c, names)
     tags = names.tags(N.NSG, {N.NETWORKING: mode, N.VNET: vnet.id})
-    if found is not None and ssh_sources(found) == sorted(sources) and found.tags == tags:
+    if (
+        found is not None
+        and ssh_sources(found) == sorted(sources)
+        and found.tags == tags
+        and not failed(found)
+    ):
         return str(found.id)
     rule = SecurityRule(
         name=SSH_RULE,
@@ -119,15 +131,17 @@ def ensure_nsg(c: AzureClients, names: AzureNames, sources: Sequence[str], mode:
     properties = NetworkSecurityGroupPropertiesFormat(security_rules=[rule])
     nsg = NetworkSecurityGroup(location=c.location, tags=tags, properties=properties)
     return str(
-        c.network.network_security_groups.begin_create_or_update(names.resource_group, names.nsg, nsg)
-        .result()
-        .id
+        finish(
+            c.network.network_security_groups.begin_create_or_update(names.resource_group, names.nsg, nsg)
+        ).id
     )
 
 
-def delete_nsg(c: AzureClients, names: AzureNames) -> None:
-    if find_nsg(c, names) is not None:
-        c.network.network_security_groups.begin_delete(names.resource_group, names.nsg).result()
+def delete_nsg(c: AzureClients, names: AzureNames) -> list[str]:
+    if find_nsg(c, names) is None:
+        return []
+    finish(c.network.network_security_groups.begin_delete(names.resource_group, names.nsg))
+    return [names.nsg]
 
 
 def find_public_ip(c: AzureClients, group: str, name: str) -> Any | None:
@@ -138,7 +152,7 @@ def ensure_public_ip(c: AzureClients, group: str, name: str, tags: dict[str, str
     from azure.mgmt.network.models import PublicIPAddress, PublicIPAddressPropertiesFormat, PublicIPAddressSku
 
     found = find_public_ip(c, group, name)
-    if found is not None:
+    if found is not None and not failed(found):
         return str(found.id)
     ip = PublicIPAddress(
         location=c.location,
@@ -148,7 +162,7 @@ def ensure_public_ip(c: AzureClients, group: str, name: str, tags: dict[str, str
             public_ip_allocation_method="Static", public_ip_address_version="IPv4"
         ),
     )
-    return str(c.network.public_ip_addresses.begin_create_or_update(group, name, ip).result().id)
+    return str(finish(c.network.public_ip_addresses.begin_create_or_update(group, name, ip)).id)
 
 
 def find_nat(c: AzureClients, names: AzureNames) -> Any | None:
@@ -162,7 +176,7 @@ def ensure_nat(c: AzureClients, names: AzureNames) -> str:
 
     ip = ensure_public_ip(c, names.resource_group, names.nat_ip, names.tags(N.NAT_IP))
     found = find_nat(c, names)
-    if found is not None:
+    if found is not None and not failed(found):
         return str(found.id)
     nat = NatGateway(
         location=c.location,
@@ -170,17 +184,19 @@ def ensure_nat(c: AzureClients, names: AzureNames) -> str:
         sku=NatGatewaySku(name="Standard"),
         properties=NatGatewayPropertiesFormat(public_ip_addresses=[SubResource(id=ip)]),
     )
-    return str(
-        c.network.nat_gateways.begin_create_or_update(names.resource_group, names.nat, nat).result().id
-    )
+    return str(finish(c.network.nat_gateways.begin_create_or_update(names.resource_group, names.nat, nat)).id)
 
 
-def delete_nat(c: AzureClients, names: AzureNames) -> None:
+def delete_nat(c: AzureClients, names: AzureNames) -> list[str]:
+    removed = []
     if find_nat(c, names) is not None:
-        c.network.nat_gateways.begin_delete(names.resource_group, names.nat).result()
+        finish(c.network.nat_gateways.begin_delete(names.resource_group, names.nat))
+        removed.append(names.nat)
     ip = find_public_ip(c, names.resource_group, names.nat_ip)
     if ip is not None and names.owns(ip.tags):
-        c.network.public_ip_addresses.begin_delete(names.resource_group, names.nat_ip).result()
+        finish(c.network.public_ip_addresses.begin_delete(names.resource_group, names.nat_ip))
+        removed.append(names.nat_ip)
+    return removed
 
 
 # -- virtual network and subnets ----------------------------------------------------------------------
@@ -193,6 +209,12 @@ def describe_vnet(c: AzureClients, names: AzureNames, vnet_id: str) -> Vnet | No
         return None
     prefixes = tuple(vnet.address_space.address_prefixes or [])
     return Vnet(str(vnet.id), group, name, prefixes, owned=names.owns(vnet.tags, N.VIRTUAL_NETWORK))
+
+
+def vnet_ref(vnet_id: str) -> Vnet:
+    """A network known by id only (nothing read): enough to address its subnets."""
+    group, name = split_id(vnet_id)
+    return Vnet(vnet_id, group, name, (), owned=False)
 
 
 def ensure_vnet(c: AzureClients, names: AzureNames, cidr: str) -> Vnet:
@@ -212,14 +234,16 @@ def ensure_vnet(c: AzureClients, names: AzureNames, cidr: str) -> Vnet:
         tags=names.tags(N.VIRTUAL_NETWORK),
         properties=VirtualNetworkPropertiesFormat(address_space=AddressSpace(address_prefixes=[cidr])),
     )
-    made = c.network.virtual_networks.begin_create_or_update(names.resource_group, names.vnet, vnet).result()
+    made = finish(c.network.virtual_networks.begin_create_or_update(names.resource_group, names.vnet, vnet))
     return Vnet(str(made.id), names.resource_group, names.vnet, (cidr,), owned=True)
 
 
-def delete_vnet(c: AzureClients, names: AzureNames) -> None:
+def delete_vnet(c: AzureClients, names: AzureNames) -> list[str]:
     found = describe_vnet(c, names, names.resource_id("Microsoft.Network/virtualNetworks", names.vnet))
-    if found is not None and found.owned:
-        c.network.virtual_networks.begin_delete(found.group, found.name).result()
+    if found is None or not found.owned:
+        return []
+    finish(c.network.virtual_networks.begin_delete(found.group, found.name))
+    return [found.name]
 
 
 def vnet_ranges(c: AzureClients, vnet: Vnet) -> list[str]:
@@ -233,6 +257,14 @@ def find_subnets(c: AzureClients, names: AzureNames, vnet: Vnet) -> dict[str, An
         if sub is not None:
             found[role] = sub
     return found
+
+
+def join_scopes(c: AzureClients, names: AzureNames, vnet: Vnet | None) -> tuple[str, ...]:
+    """The workspace's subnets when its network is in another resource group (a shared one): the head
+    needs its role there too, to put worker NICs in them."""
+    if vnet is None or vnet.group.lower() == names.resource_group.lower():
+        return ()
+    return tuple(sorted(str(s.id) for s in find_subnets(c, names, vnet).values()))
 
 
 def ensure_subnets(c: AzureClients, names: AzureNames, vnet: Vnet, nsg: str, nat: str) -> dict[str, str]:
@@ -249,7 +281,7 @@ def ensure_subnets(c: AzureClients, names: AzureNames, vnet: Vnet, nsg: str, nat
                 current.network_security_group and current.network_security_group.id.lower() == nsg.lower()
             )
             ok_nat = bool(current.nat_gateway) == want_nat
-            if ok_nsg and ok_nat:
+            if ok_nsg and ok_nat and not failed(current):
                 out[role] = str(current.id)
                 continue
         prefix = (
@@ -264,18 +296,20 @@ def ensure_subnets(c: AzureClients, names: AzureNames, vnet: Vnet, nsg: str, nat
                 nat_gateway=SubResource(id=nat) if want_nat else None,
             )
         )
-        made = c.network.subnets.begin_create_or_update(
-            vnet.group, vnet.name, names.subnet(role), subnet
-        ).result()
+        made = finish(
+            c.network.subnets.begin_create_or_update(vnet.group, vnet.name, names.subnet(role), subnet)
+        )
         out[role] = str(made.id)
     return out
 
 
-def delete_subnets(c: AzureClients, names: AzureNames, vnet: Vnet | None) -> None:
+def delete_subnets(c: AzureClients, names: AzureNames, vnet: Vnet | None) -> list[str]:
     if vnet is None:
-        return
-    for role in N.SUBNETS:
-        c.network.subnets.begin_delete(vnet.group, vnet.name, names.subnet(role)).result()
+        return []
+    found = find_subnets(c, names, vnet)
+    for role in found:
+        finish(c.network.subnets.begin_delete(vnet.group, vnet.name, names.subnet(role)))
+    return [f"{vnet.name}/{names.subnet(role)}" for role in found]
 
 
 # -- peering ------------------------------------------------------------------------------------------
@@ -308,12 +342,17 @@ def ensure_peering(c: AzureClients, names: AzureNames, ours: Vnet, peer: Vnet) -
                 allow_forwarded_traffic=False,
             )
         )
-        c.network.virtual_network_peerings.begin_create_or_update(
-            local.group, local.name, names.peering, peering
-        ).result()
+        finish(
+            c.network.virtual_network_peerings.begin_create_or_update(
+                local.group, local.name, names.peering, peering
+            )
+        )
 
 
-def delete_peering(c: AzureClients, names: AzureNames, vnets: Sequence[Vnet | None]) -> None:
+def delete_peering(c: AzureClients, names: AzureNames, vnets: Sequence[Vnet | None]) -> list[str]:
+    removed = []
     for vnet in vnets:
         if vnet is not None and find_peering(c, vnet, names.peering) is not None:
-            c.network.virtual_network_peerings.begin_delete(vnet.group, vnet.name, names.peering).result()
+            finish(c.network.virtual_network_peerings.begin_delete(vnet.group, vnet.name, names.peering))
+            removed.append(f"{vnet.name}/{names.peering}")
+    return removed

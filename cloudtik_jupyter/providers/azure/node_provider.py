@@ -62,7 +62,8 @@ def resolve_network(c: AzureClients, names: AzureNames) -> WorkspaceNetwork:
     """The workspace's network, or a `ProviderError` saying how to create it."""
     nsg = network.find_nsg(c, names)
     vnet_id = (nsg.tags or {}).get(N.VNET) if nsg is not None else None
-    vnet = network.describe_vnet(c, names, vnet_id) if vnet_id else None
+    # By its id alone: the head may read its subnets in a shared network, not the network itself.
+    vnet = network.vnet_ref(vnet_id) if vnet_id else None
     subnets = network.find_subnets(c, names, vnet) if vnet is not None else {}
     if nsg is None or any(role not in subnets for role in N.SUBNETS):
         raise ProviderError(
@@ -221,7 +222,7 @@ class AzureNodeProvider:
                 self._launch(spec, names, all_tags, head, public)
             except Exception:
                 # A VM refused after its NIC (and IP) were made would leave them behind: take them away.
-                vms.delete_vms(c, group, names)
+                vms.delete_vms(c, group, names, names if public else [])
                 raise
         with self._lock:
             for n in names:
@@ -266,7 +267,15 @@ class AzureNodeProvider:
                 if (i in present and ours <= dict(present[i].tags or {}).items())
                 or (i not in present and i.startswith(f"{self.cluster_name}-"))
             ]
-            vms.delete_vms(self.clients, self.group, doomed)
+            # Only a head has a public IP (workers never do): kind by tag, or by name once the VM is gone.
+            head_name = f"{self.cluster_name}-{T.KIND_HEAD}-"
+            heads = [
+                i
+                for i in doomed
+                if (i in present and (present[i].tags or {}).get(T.NODE_KIND) == T.KIND_HEAD)
+                or (i not in present and i.startswith(head_name))
+            ]
+            vms.delete_vms(self.clients, self.group, doomed, heads)
         with self._lock:
             for node_id in ids:
                 self._tags.pop(node_id, None)

@@ -77,7 +77,7 @@ def _peering(c: AzureClients, names: AzureNames, vnet: Vnet | None) -> list[Reso
     return [_of(N.PEERING, "vnet-peering", names.peering if found else None, detail)]
 
 
-def _identities_and_roles(c: AzureClients, names: AzureNames) -> list[ResourceStatus]:
+def _identities_and_roles(c: AzureClients, names: AzureNames, vnet: Vnet | None) -> list[ResourceStatus]:
     out = [
         _of(
             N.HEAD_IDENTITY,
@@ -91,7 +91,7 @@ def _identities_and_roles(c: AzureClients, names: AzureNames) -> list[ResourceSt
         ),
         _of(N.HEAD_ROLE, "role-definition", names.head_role_guid if identity.get_role(c, names) else None),
     ]
-    wanted = assignments(names, names.head_role_guid)
+    wanted = assignments(names, names.head_role_guid, network.join_scopes(c, names, vnet))
     present = sum(1 for a in wanted if identity.get_assignment(c, names, a) is not None)
     done = present == len(wanted)
     out.append(
@@ -118,7 +118,7 @@ def workspace_status(
         lambda: _network(c, names, vnet),
         lambda: _nsg_and_nat(c, names),
         *([lambda: _peering(c, names, vnet)] if mode == "peering" else []),
-        lambda: _identities_and_roles(c, names),
+        lambda: _identities_and_roles(c, names, vnet),
         lambda: _storage(c, names),
     ]
     with ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="azure-status") as pool:

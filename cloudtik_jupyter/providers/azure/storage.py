@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import naming as N
-from .clients import AzureClients, is_not_found
+from .clients import AzureClients, finish, is_not_found
 from .naming import AzureNames
+from .network import failed
 
 
 def get_account(c: AzureClients, names: AzureNames) -> Any | None:
@@ -37,7 +38,7 @@ def ensure_account(c: AzureClients, names: AzureNames) -> None:
     )
 
     found = get_account(c, names)
-    if found is not None and _private(found) and names.owns(found.tags):
+    if found is not None and _private(found) and names.owns(found.tags) and not failed(found):
         return
     params = StorageAccountCreateParameters(
         sku=Sku(name="Standard_LRS"),
@@ -51,13 +52,15 @@ def ensure_account(c: AzureClients, names: AzureNames) -> None:
             minimum_tls_version="TLS1_2",
         ),
     )
-    c.storage.storage_accounts.begin_create(names.resource_group, names.storage_account, params).result()
+    finish(c.storage.storage_accounts.begin_create(names.resource_group, names.storage_account, params))
 
 
 def container_names(c: AzureClients, names: AzureNames) -> list[str]:
     return [str(x.name) for x in c.storage.blob_containers.list(names.resource_group, names.storage_account)]
 
 
-def delete_account(c: AzureClients, names: AzureNames) -> None:
-    if get_account(c, names) is not None:
-        c.storage.storage_accounts.delete(names.resource_group, names.storage_account)
+def delete_account(c: AzureClients, names: AzureNames) -> list[str]:
+    if get_account(c, names) is None:
+        return []
+    c.storage.storage_accounts.delete(names.resource_group, names.storage_account)
+    return [names.storage_account]

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import tags as T
-from .clients import AzureClients
+from .clients import AzureClients, finish
 
 
 def nic_name(vm: str) -> str:
@@ -40,15 +40,23 @@ def workspace_vms(c: AzureClients, group: str, workspace: str) -> list[Any]:
     return tagged_vms(c, group, {T.WORKSPACE: workspace})
 
 
-def delete_vms(c: AzureClients, group: str, names: Sequence[str]) -> None:
-    """Delete VMs, then whatever of their NIC, IP and disk is left (all idempotent: gone is gone)."""
+def delete_vms(
+    c: AzureClients, group: str, names: Sequence[str], with_ips: Sequence[str] | None = None
+) -> list[str]:
+    """Delete VMs, then whatever of their NIC, IP and disk is left (all idempotent: gone is gone).
+    `with_ips`: the VMs that may have a public IP (a public head), when not all of them; the head
+    deletes workers, which have none, and holds no right to delete IPs."""
     pollers = [c.compute.virtual_machines.begin_delete(group, name) for name in names]
     for poller in pollers:
-        poller.result()
+        finish(poller)
     for stage in (
         [c.network.network_interfaces.begin_delete(group, nic_name(n)) for n in names],
-        [c.network.public_ip_addresses.begin_delete(group, ip_name(n)) for n in names],
+        [
+            c.network.public_ip_addresses.begin_delete(group, ip_name(n))
+            for n in (names if with_ips is None else with_ips)
+        ],
         [c.compute.disks.begin_delete(group, disk_name(n)) for n in names],
     ):
         for poller in stage:
-            poller.result()
+            finish(poller)
+    return list(names)

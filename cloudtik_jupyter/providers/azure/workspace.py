@@ -7,7 +7,8 @@ team's clusters share.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,11 +16,13 @@ from ...errors import ConfigError
 from .. import tags as T
 from ..base import ResourceStatus
 from ..common.guard import refuse_busy_delete, refuse_data_delete
+from ..common.lock import LockRecord, hold_cloud_lock
 from ..common.steps import StepHooks, Steps
 from ..common.subnets import overlaps
 from . import identity, network, storage, vms
 from . import naming as N
 from .clients import AzureClients, azure_errors, make_clients
+from .lock import ResourceGroupLock
 from .naming import AzureNames, default_resource_group
 from .network import Vnet
 from .roles import assignments, head_role
@@ -99,7 +102,7 @@ class AzureWorkspaceProvider:
         """Create what is missing, converge what exists (also how `update` applies a changed config)."""
         cfg = self._networking()
         c, names, t = self.clients, self.names, self.timeout
-        step = Steps(self._progress, self.hooks)
+        step = Steps(self._progress, self.hooks, verb="creating")
         with azure_errors(f"creating workspace {self.workspace_name!r}"):
             inputs = self._check_inputs(cfg)
             step("resource group", lambda: network.ensure_group(c, names))
@@ -117,6 +120,7 @@ class AzureWorkspaceProvider:
             )
             nat = step("NAT gateway", lambda: network.ensure_nat(c, names))
             step("subnets", lambda: network.ensure_subnets(c, names, vnet, nsg, nat))
+            joins = network.join_scopes(c, names, vnet)
             if inputs.peer is not None:
                 peer = inputs.peer
                 step("peering", lambda: network.ensure_peering(c, names, vnet, peer))
@@ -124,11 +128,11 @@ class AzureWorkspaceProvider:
                 "head": step("head identity", lambda: identity.ensure_identity(c, names, "head")),
                 "worker": step("worker identity", lambda: identity.ensure_identity(c, names, "worker")),
             }
-            step("head role", lambda: identity.ensure_role(c, names, head_role(self.workspace_name)))
+            step("head role", lambda: identity.ensure_role(c, names, head_role(self.workspace_name, joins)))
             step("storage account", lambda: storage.ensure_account(c, names))
 
             def assign() -> None:
-                for a in assignments(names, names.head_role_guid):
+                for a in assignments(names, names.head_role_guid, joins):
                     identity.ensure_assignment(c, names, a, principals[a.identity], t)
 
             step("role assignments", assign)
@@ -145,37 +149,56 @@ class AzureWorkspaceProvider:
         ours = names.resource_id("Microsoft.Network/virtualNetworks", names.vnet)
         return network.describe_vnet(c, names, recorded or ours)
 
-    def delete(self, force: bool = False) -> None:
-        """Delete in reverse order. Refuses while VMs run in the workspace or its storage holds data,
-        unless `force` (then VMs are deleted and the storage account with its data)."""
+    @contextmanager
+    def lock(self, record: LockRecord) -> Iterator[LockRecord]:
+        """The workspace's lock in the cloud (tags on its resource group) during a create or delete."""
+        lock = ResourceGroupLock(self.clients, self.names)
+        with (
+            azure_errors(f"locking workspace {self.workspace_name!r}"),
+            hold_cloud_lock(lock, self.workspace_name, record) as held,
+        ):
+            yield held
+
+    def delete(self, force: bool = False) -> list[str]:
+        """Delete in reverse order; returns what was removed. Refuses while VMs run in the workspace or
+        its storage holds data, unless `force` (then VMs are deleted and the storage account with its
+        data)."""
         c, names = self.clients, self.names
-        step = Steps(self._progress, self.hooks)
+        step = Steps(self._progress, self.hooks, verb="deleting")
         with azure_errors(f"deleting workspace {self.workspace_name!r}"):
             found = vms.workspace_vms(c, names.resource_group, self.workspace_name)
             refuse_busy_delete(self.workspace_name, len(found), self.cluster_names(), force)
             holds = storage.get_account(c, names) is not None and bool(storage.container_names(c, names))
             refuse_data_delete(self.workspace_name, f"storage account {names.storage_account}", holds, force)
             if found:
-                step("instances", lambda: vms.delete_vms(c, names.resource_group, [vm.name for vm in found]))
+                step.remove(
+                    "instances", lambda: vms.delete_vms(c, names.resource_group, [vm.name for vm in found])
+                )
 
-            def unassign() -> None:
-                for a in reversed(assignments(names, names.head_role_guid)):
-                    identity.delete_assignment(c, names, a)
+            joins = network.join_scopes(c, names, self._vnet())
 
-            step("role assignments", unassign)
-            step("storage account", lambda: storage.delete_account(c, names))
-            step("head role", lambda: identity.delete_role(c, names))
-            step("worker identity", lambda: identity.delete_identity(c, names, "worker"))
-            step("head identity", lambda: identity.delete_identity(c, names, "head"))
+            def unassign() -> list[str]:
+                return [
+                    r
+                    for a in reversed(assignments(names, names.head_role_guid, joins))
+                    for r in identity.delete_assignment(c, names, a)
+                ]
+
+            step.remove("role assignments", unassign)
+            step.remove("storage account", lambda: storage.delete_account(c, names))
+            step.remove("head role", lambda: identity.delete_role(c, names))
+            step.remove("worker identity", lambda: identity.delete_identity(c, names, "worker"))
+            step.remove("head identity", lambda: identity.delete_identity(c, names, "head"))
             vnet = self._vnet()
             peer_id = self.config.networking.peer_vpc_id if self.config is not None else None
             peer = network.describe_vnet(c, names, peer_id) if peer_id else None
-            step("peering", lambda: network.delete_peering(c, names, [vnet, peer]))
-            step("subnets", lambda: network.delete_subnets(c, names, vnet))
-            step("virtual network", lambda: network.delete_vnet(c, names))
-            step("NAT gateway", lambda: network.delete_nat(c, names))
-            step("network security group", lambda: network.delete_nsg(c, names))
-            step("resource group", lambda: network.delete_group(c, names))
+            step.remove("peering", lambda: network.delete_peering(c, names, [vnet, peer]))
+            step.remove("subnets", lambda: network.delete_subnets(c, names, vnet))
+            step.remove("virtual network", lambda: network.delete_vnet(c, names))
+            step.remove("NAT gateway", lambda: network.delete_nat(c, names))
+            step.remove("network security group", lambda: network.delete_nsg(c, names))
+            step.remove("resource group", lambda: network.delete_group(c, names))
+        return step.removed
 
     def cluster_names(self) -> set[str]:
         found = vms.workspace_vms(self.clients, self.names.resource_group, self.workspace_name)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ProviderError
+from ..common import cancel
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
@@ -57,6 +58,42 @@ def default_credentials(endpoint_url: str | None) -> Any:
     return credentials
 
 
+def cancellable(credentials: Any) -> Any:
+    """`credentials` that check the cancel token before every request (both kinds of client call
+    `before_request` on their credentials first), so a cancel stops before the next cloud call."""
+    from google.auth.credentials import Credentials
+
+    class CancellableCredentials(Credentials):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+            self._universe_domain = getattr(inner, "universe_domain", self._universe_domain)
+
+        @property
+        def valid(self) -> bool:
+            return bool(self.inner.valid)
+
+        @property
+        def expired(self) -> bool:
+            return bool(self.inner.expired)
+
+        @property
+        def quota_project_id(self) -> Any:
+            return self.inner.quota_project_id
+
+        def refresh(self, request: Any) -> None:
+            self.inner.refresh(request)
+
+        def apply(self, headers: Any, token: Any = None) -> None:
+            self.inner.apply(headers, token)
+
+        def before_request(self, request: Any, method: Any, url: Any, headers: Any) -> None:
+            cancel.check()
+            self.inner.before_request(request, method, url, headers)
+
+    return CancellableCredentials(credentials)
+
+
 def make_clients(
     project: str,
     region: str,
@@ -70,7 +107,7 @@ def make_clients(
     from google.cloud import compute_v1
     from googleapiclient import discovery
 
-    creds = credentials if credentials is not None else default_credentials(endpoint_url)
+    creds = cancellable(credentials if credentials is not None else default_credentials(endpoint_url))
     extra = dict(client_options or {})
     base = endpoint_url.rstrip("/") if endpoint_url else None
 

@@ -49,9 +49,11 @@ def ensure_account(c: GcpClients, names: GcpNames, kind: str) -> str:
     return email
 
 
-def delete_account(c: GcpClients, email: str) -> None:
-    if get_account(c, email) is not None:
-        c.iam.projects().serviceAccounts().delete(name=_account_name(c, email)).execute()
+def delete_account(c: GcpClients, email: str) -> list[str]:
+    if get_account(c, email) is None:
+        return []
+    c.iam.projects().serviceAccounts().delete(name=_account_name(c, email)).execute()
+    return [email]
 
 
 # -- custom role ------------------------------------------------------------------------------------
@@ -77,10 +79,12 @@ def ensure_role(c: GcpClients, names: GcpNames, role: CustomRole) -> None:
         ).execute()
 
 
-def delete_role(c: GcpClients, names: GcpNames) -> None:
+def delete_role(c: GcpClients, names: GcpNames) -> list[str]:
     found = get_role(c, names)
-    if found is not None and not found.get("deleted"):
-        c.iam.projects().roles().delete(name=names.head_role).execute()
+    if found is None or found.get("deleted"):
+        return []
+    c.iam.projects().roles().delete(name=names.head_role).execute()
+    return [names.head_role]
 
 
 # -- policies ---------------------------------------------------------------------------------------
@@ -90,15 +94,29 @@ def has_binding(policy: Policy, role: str, member: str) -> bool:
     return any(b["role"] == role and member in b.get("members", []) for b in policy.get("bindings", []))
 
 
-def with_binding(policy: Policy, role: str, member: str) -> Policy:
+def with_binding(policy: Policy, role: str, member: str, condition: dict[str, str] | None = None) -> Policy:
+    """`policy` with `member` holding `role` (under `condition`, and only under it, when given)."""
     bindings = [dict(b) for b in policy.get("bindings", [])]
+    if condition is not None:  # an unconditional grant of the same role would make the condition moot
+        bindings = [
+            {**b, "members": [m for m in b.get("members", []) if m != member]}
+            if b["role"] == role and "condition" not in b
+            else b
+            for b in bindings
+        ]
+        bindings = [b for b in bindings if b["members"]]
     for b in bindings:
-        if b["role"] == role and "condition" not in b:
+        if b["role"] == role and b.get("condition") == condition:
             b["members"] = sorted({*b.get("members", []), member})
             break
     else:
-        bindings.append({"role": role, "members": [member]})
-    return {**policy, "bindings": bindings}
+        bindings.append(
+            {"role": role, "members": [member], **({"condition": condition} if condition else {})}
+        )
+    out = {**policy, "bindings": bindings}
+    if any("condition" in b for b in bindings):
+        out["version"] = 3  # conditional bindings need policy version 3
+    return out
 
 
 def without_member(policy: Policy, member: str, role: str | None = None) -> Policy:
@@ -119,9 +137,11 @@ def without_member(policy: Policy, member: str, role: str | None = None) -> Poli
 PolicyIO = tuple[Callable[[], Policy], Callable[[Policy], Any]]
 
 
-def update_policy(io: PolicyIO, change: Callable[[Policy], Policy], timeout: float, what: str) -> None:
-    """Read, change, write back with the read's etag; a concurrent change makes us read again."""
+def update_policy(io: PolicyIO, change: Callable[[Policy], Policy], timeout: float, what: str) -> bool:
+    """Read, change, write back with the read's etag; a concurrent change makes us read again.
+    Returns whether anything changed."""
     read, write = io
+    changed_any: list[bool] = []
 
     def attempt() -> bool:
         policy = read()
@@ -134,9 +154,11 @@ def update_policy(io: PolicyIO, change: Callable[[Policy], Policy], timeout: flo
             if is_conflict(exc):
                 return False
             raise
+        changed_any.append(True)
         return True
 
     poll(attempt, timeout=timeout, what=what)
+    return bool(changed_any)
 
 
 _V3 = {"options": {"requestedPolicyVersion": 3}}

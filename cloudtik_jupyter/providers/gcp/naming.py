@@ -76,6 +76,16 @@ class GcpNames:
         return self._name("peering")
 
     @property
+    def instance_prefix(self) -> str:
+        """How every instance (and boot disk) name of the workspace begins: what the head's role is
+        conditioned on. Fixed length, so no workspace's prefix begins another's."""
+        return f"ct-{hashlib.sha256(self.workspace.encode()).hexdigest()[:8]}-"
+
+    def instance_name(self, cluster: str, kind: str, suffix: str) -> str:
+        room = 63 - len(self.instance_prefix) - len(kind) - len(suffix) - 2  # GCP names: <= 63
+        return f"{self.instance_prefix}{cluster[:room].rstrip('-')}-{kind}-{suffix}"
+
+    @property
     def network_tag(self) -> str:
         """The network tag on every instance of the workspace: what the firewall rules apply to."""
         return f"cloudtik-{self.workspace}"
@@ -104,6 +114,11 @@ class GcpNames:
         # Bucket names are global: a digest of the project keeps them unique per project.
         digest = hashlib.sha256(self.project.encode()).hexdigest()[:8]
         return f"cloudtik-{self.workspace}-{digest}"
+
+    @property
+    def lock_bucket(self) -> str:
+        """The empty bucket that is the workspace's lock while a create or delete runs."""
+        return f"{self.bucket}-lock"
 
     def description(self, role: str, mode: str | None = None) -> str:
         text = f"cloudtik workspace {self.workspace}: {role}"

@@ -75,11 +75,13 @@ def ensure_network(c: GcpClients, names: GcpNames, timeout: float) -> Network:
     return Network(names.network, network_link(c, names.network), owned=True)
 
 
-def delete_network(c: GcpClients, names: GcpNames, timeout: float) -> None:
+def delete_network(c: GcpClients, names: GcpNames, timeout: float) -> list[str]:
     found = find_network(c, names)
-    if found is not None and found.owned:
-        op = c.networks.delete_unary(project=c.project, network=found.name)
-        wait(c, op, timeout=timeout, what=f"deleting network {found.name}")
+    if found is None or not found.owned:
+        return []
+    op = c.networks.delete_unary(project=c.project, network=found.name)
+    wait(c, op, timeout=timeout, what=f"deleting network {found.name}")
+    return [found.name]
 
 
 def network_ranges(c: GcpClients, network_link_or_name: str) -> list[str]:
@@ -131,10 +133,13 @@ def ensure_subnets(
     return found
 
 
-def delete_subnets(c: GcpClients, names: GcpNames, timeout: float) -> None:
+def delete_subnets(c: GcpClients, names: GcpNames, timeout: float) -> list[str]:
+    removed = []
     for sub in find_subnets(c, names).values():
         op = c.subnetworks.delete_unary(project=c.project, region=c.region, subnetwork=sub.name)
         wait(c, op, timeout=timeout, what=f"deleting subnetwork {sub.name}")
+        removed.append(sub.name)
+    return removed
 
 
 # -- firewall ---------------------------------------------------------------------------------------
@@ -192,11 +197,14 @@ def ensure_firewalls(
         wait(c, op, timeout=timeout, what=f"applying firewall rule {want.name}")
 
 
-def delete_firewalls(c: GcpClients, names: GcpNames, timeout: float) -> None:
+def delete_firewalls(c: GcpClients, names: GcpNames, timeout: float) -> list[str]:
+    removed = []
     for name in (names.internal_firewall, names.ssh_firewall):
         if find_firewall(c, names, name) is not None:
             op = c.firewalls.delete_unary(project=c.project, firewall=name)
             wait(c, op, timeout=timeout, what=f"deleting firewall rule {name}")
+            removed.append(name)
+    return removed
 
 
 # -- Cloud Router and NAT ---------------------------------------------------------------------------
@@ -247,10 +255,12 @@ def ensure_router_nat(c: GcpClients, names: GcpNames, net: Network, private: Sub
     wait(c, op, timeout=timeout, what=f"creating Cloud NAT {names.nat}")
 
 
-def delete_router(c: GcpClients, names: GcpNames, timeout: float) -> None:
-    if find_router(c, names) is not None:
-        op = c.routers.delete_unary(project=c.project, region=c.region, router=names.router)
-        wait(c, op, timeout=timeout, what=f"deleting router {names.router}")
+def delete_router(c: GcpClients, names: GcpNames, timeout: float) -> list[str]:
+    if find_router(c, names) is None:
+        return []
+    op = c.routers.delete_unary(project=c.project, region=c.region, router=names.router)
+    wait(c, op, timeout=timeout, what=f"deleting router {names.router}")
+    return [f"{names.router} (with {names.nat})"]
 
 
 # -- peering ----------------------------------------------------------------------------------------
@@ -283,12 +293,13 @@ def ensure_peering(c: GcpClients, names: GcpNames, ours: Network, peer: Network,
         wait(c, op, timeout=timeout, what=f"peering {local.name} with {remote.name}")
 
 
-def delete_peering(c: GcpClients, names: GcpNames, peer_name: str | None, timeout: float) -> None:
+def delete_peering(c: GcpClients, names: GcpNames, peer_name: str | None, timeout: float) -> list[str]:
     """Remove our named peering from our network and from the peer (found from our side if not given)."""
     from google.cloud import compute_v1
 
     ours = peerings_of(c, names.network)
     peer = peer_name or (ours[names.peering].rsplit("/", 1)[-1] if names.peering in ours else None)
+    removed = []
     for network in (names.network, peer):
         if network and names.peering in peerings_of(c, network):
             body = compute_v1.NetworksRemovePeeringRequest(name=names.peering)
@@ -296,3 +307,5 @@ def delete_peering(c: GcpClients, names: GcpNames, peer_name: str | None, timeou
                 project=c.project, network=network, networks_remove_peering_request_resource=body
             )
             wait(c, op, timeout=timeout, what=f"removing peering {names.peering} from {network}")
+            removed.append(f"{names.peering} on {network}")
+    return removed

@@ -142,7 +142,7 @@ class GcpNodeProvider:
             tags=compute_v1.Tags(items=[net.network_tag]),
             metadata=compute_v1.Metadata(
                 items=[
-                    compute_v1.Items(key="ssh-keys", value=keys),
+                    *([compute_v1.Items(key="ssh-keys", value=keys)] if keys else []),  # a value is required
                     compute_v1.Items(key="block-project-ssh-keys", value="TRUE"),  # only the cluster's keys
                 ]
             ),
@@ -184,7 +184,8 @@ class GcpNodeProvider:
             }
         )
         c = self.clients
-        names = [f"{self.cluster_name}-{kind}-{secrets.token_hex(4)}" for _ in range(count)]
+        ws = GcpNames(self.workspace_name, self.provider_config.project_id)
+        names = [ws.instance_name(self.cluster_name, kind, secrets.token_hex(4)) for _ in range(count)]
         with gcp_errors(f"launching {count} {kind} node(s) of cluster {self.cluster_name!r}"):
             ops = [
                 c.instances.insert_unary(

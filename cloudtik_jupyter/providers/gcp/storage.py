@@ -57,10 +57,10 @@ def object_names(c: GcpClients, bucket: str, limit: int = 1000) -> list[str]:
     return [o["name"] for o in found.get("items", [])]
 
 
-def delete_bucket(c: GcpClients, names: GcpNames) -> None:
+def delete_bucket(c: GcpClients, names: GcpNames) -> list[str]:
     """Empty and delete the bucket; a missing bucket is already deleted."""
     if get_bucket(c, names.bucket) is None:
-        return
+        return []
     while True:
         batch = object_names(c, names.bucket)
         if not batch:
@@ -68,3 +68,4 @@ def delete_bucket(c: GcpClients, names: GcpNames) -> None:
         for name in batch:
             c.storage.objects().delete(bucket=names.bucket, object=name).execute()
     c.storage.buckets().delete(bucket=names.bucket).execute()
+    return [names.bucket]

@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,17 +15,19 @@ from ...errors import ConfigError
 from .. import tags as T
 from ..base import ResourceStatus
 from ..common.guard import refuse_busy_delete, refuse_data_delete
+from ..common.lock import LockRecord, hold_cloud_lock
 from ..common.polling import poll
 from ..common.steps import StepHooks, Steps
 from ..common.subnets import overlaps
 from . import identity, network, storage
 from . import naming as N
 from .clients import GcpClients, gcp_errors, is_not_found, make_clients
+from .lock import BucketLock
 from .lookup import workspace_instances, zone_of
 from .naming import GcpNames
 from .network import Network
 from .operations import wait_all
-from .roles import head_role
+from .roles import head_condition, head_role
 
 if TYPE_CHECKING:
     from ...config.schema import GcpProviderConfig
@@ -108,7 +111,7 @@ class GcpWorkspaceProvider:
         """Create what is missing, converge what exists (also how `update` applies a changed config)."""
         cfg = self._networking()
         c, names, t = self.clients, self.names, self.timeout
-        step = Steps(self._progress, self.hooks)
+        step = Steps(self._progress, self.hooks, verb="creating")
         with gcp_errors(f"creating workspace {self.workspace_name!r}"):
             inputs = self._check_inputs(cfg)
             net = inputs.shared or step("network", lambda: network.ensure_network(c, names, t))
@@ -133,7 +136,12 @@ class GcpWorkspaceProvider:
                 "head role binding",
                 lambda: identity.update_policy(
                     identity.project_policy(c),
-                    lambda p: identity.with_binding(p, names.head_role, identity.member(head)),
+                    lambda p: identity.with_binding(
+                        p,
+                        names.head_role,
+                        identity.member(head),
+                        head_condition(names.instance_prefix, names.workspace),
+                    ),
                     t,
                     f"binding {names.head_role} to {head}",
                 ),
@@ -142,13 +150,24 @@ class GcpWorkspaceProvider:
             step("bucket", lambda: storage.ensure_bucket(c, names))
             step("bucket access", lambda: storage.ensure_bucket_access(c, names, [head, worker], t))
 
+    @contextmanager
+    def lock(self, record: LockRecord) -> Iterator[LockRecord]:
+        """The workspace's lock in the cloud (an empty bucket) for the time of a create or delete."""
+        lock = BucketLock(self.clients, self.names)
+        with (
+            gcp_errors(f"locking workspace {self.workspace_name!r}"),
+            hold_cloud_lock(lock, self.workspace_name, record) as held,
+        ):
+            yield held
+
     # -- delete -----------------------------------------------------------------------------------
 
-    def delete(self, force: bool = False) -> None:
-        """Delete in reverse order. Refuses while instances run in the workspace or the bucket holds data,
-        unless `force` (then instances are deleted and the bucket emptied first)."""
+    def delete(self, force: bool = False) -> list[str]:
+        """Delete in reverse order; returns what was removed. Refuses while instances run in the
+        workspace or the bucket holds data, unless `force` (then instances are deleted and the bucket
+        emptied first)."""
         c, names, t = self.clients, self.names, self.timeout
-        step = Steps(self._progress, self.hooks)
+        step = Steps(self._progress, self.hooks, verb="deleting")
         with gcp_errors(f"deleting workspace {self.workspace_name!r}"):
             instances = workspace_instances(c, self.workspace_name)
             refuse_busy_delete(self.workspace_name, len(instances), self.cluster_names(), force)
@@ -156,29 +175,34 @@ class GcpWorkspaceProvider:
             holds = has_bucket and bool(storage.object_names(c, names.bucket, limit=1))
             refuse_data_delete(self.workspace_name, f"bucket {names.bucket}", holds, force)
             if instances:
-                step("instances", lambda: self._delete_instances(instances))
-            step("bucket", lambda: storage.delete_bucket(c, names))
+                step.remove("instances", lambda: self._delete_instances(instances))
+            step.remove("bucket", lambda: storage.delete_bucket(c, names))
             head = identity.member(names.email("head"))
-            step(
-                "head role binding",
-                lambda: identity.update_policy(
+
+            def unbind() -> list[str]:
+                changed = identity.update_policy(
                     identity.project_policy(c),
                     lambda p: identity.without_member(p, head, names.head_role),
                     t,
                     f"unbinding {names.head_role}",
-                ),
-            )
-            step("head role", lambda: identity.delete_role(c, names))
-            step("worker service account", lambda: identity.delete_account(c, names.email("worker")))
-            step("head service account", lambda: identity.delete_account(c, names.email("head")))
-            peer = self.config.networking.peer_vpc_id if self.config is not None else None
-            step("peering", lambda: network.delete_peering(c, names, peer and peer.rsplit("/", 1)[-1], t))
-            step("Cloud NAT", lambda: network.delete_router(c, names, t))
-            step("firewall rules", lambda: network.delete_firewalls(c, names, t))
-            step("subnets", lambda: network.delete_subnets(c, names, t))
-            step("network", lambda: network.delete_network(c, names, t))
+                )
+                return [f"{names.head_role} for {head}"] if changed else []
 
-    def _delete_instances(self, instances: list[object]) -> None:
+            step.remove("head role binding", unbind)
+            step.remove("head role", lambda: identity.delete_role(c, names))
+            step.remove("worker service account", lambda: identity.delete_account(c, names.email("worker")))
+            step.remove("head service account", lambda: identity.delete_account(c, names.email("head")))
+            peer = self.config.networking.peer_vpc_id if self.config is not None else None
+            step.remove(
+                "peering", lambda: network.delete_peering(c, names, peer and peer.rsplit("/", 1)[-1], t)
+            )
+            step.remove("Cloud NAT", lambda: network.delete_router(c, names, t))
+            step.remove("firewall rules", lambda: network.delete_firewalls(c, names, t))
+            step.remove("subnets", lambda: network.delete_subnets(c, names, t))
+            step.remove("network", lambda: network.delete_network(c, names, t))
+        return step.removed
+
+    def _delete_instances(self, instances: list[object]) -> list[str]:
         c = self.clients
         ops = []
         for i in instances:
@@ -195,6 +219,7 @@ class GcpWorkspaceProvider:
             timeout=self.timeout,
             what=f"instances of workspace {self.workspace_name!r} to be deleted",
         )
+        return [str(i.name) for i in instances]  # type: ignore[attr-defined]
 
     def cluster_names(self) -> set[str]:
         found = workspace_instances(self.clients, self.workspace_name)

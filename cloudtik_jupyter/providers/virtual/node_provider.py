@@ -18,6 +18,7 @@ from ..base import NodeAddress, NodeId, NodeSpec
 from . import addresses, state
 from .client import HypervisorClient
 from .protocol import CreateRequest
+from .workspace import recorded_block
 
 
 class VirtualNodeProvider:
@@ -37,9 +38,13 @@ class VirtualNodeProvider:
         self.cluster_name = cluster_name
         self.workspace_name = workspace_name
         self.home = (home or paths.home()).expanduser().absolute()
+        # The cluster's own block; else its workspace's (recorded by `workspace create`); else the default.
+        recorded = recorded_block(self.home, workspace_name)
         self.address_block = (
             addresses.parse_address_block(config.address_block)
             if config.address_block
+            else addresses.parse_address_block(recorded)
+            if recorded
             else addresses.default_address_block(self.home)
         )
         self.hypervisor = HypervisorClient(self.home)

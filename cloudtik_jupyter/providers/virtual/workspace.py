@@ -110,7 +110,7 @@ class VirtualWorkspaceProvider:
         raise ProviderError("every 127.x.0.0/16 block is taken by a virtual workspace")
 
     def create(self) -> None:
-        steps = Steps(self._progress, self.hooks)
+        steps = Steps(self._progress, self.hooks, verb="creating")
         if self.state() is None:
             steps("address block", self._write_state)
         if not self.key_file.exists() or not self.key_file.with_suffix(".pub").exists():
@@ -125,19 +125,31 @@ class VirtualWorkspaceProvider:
         paths.write_private(self.key_file, private)
         paths.write_private(self.key_file.with_suffix(".pub"), public)
 
-    def delete(self, force: bool = False) -> None:
-        """In reverse order of `create`; each step skips what is already gone."""
-        steps = Steps(self._progress, self.hooks)
+    def delete(self, force: bool = False) -> list[str]:
+        """In reverse order of `create`; each step skips what is already gone. Returns what it removed."""
+        steps = Steps(self._progress, self.hooks, verb="deleting")
         if self.key_file.exists() or self.key_file.with_suffix(".pub").exists():
-            steps("SSH key pair", self._remove_keys)
+            steps.remove("SSH key pair", self._remove_keys)
         if self.state_file.exists():
-            steps("address block", lambda: self.state_file.unlink(missing_ok=True))
+            state = self.state()
+            steps.remove("address block", lambda: self._remove_state(state))
         if self.dir.exists():
-            steps("state dir", lambda: shutil.rmtree(self.dir, ignore_errors=True))
+            steps.remove("state dir", self._remove_dir)
+        return steps.removed
 
-    def _remove_keys(self) -> None:
-        self.key_file.unlink(missing_ok=True)
-        self.key_file.with_suffix(".pub").unlink(missing_ok=True)
+    def _remove_keys(self) -> list[str]:
+        pair = [self.key_file, self.key_file.with_suffix(".pub")]
+        for key in pair:
+            key.unlink(missing_ok=True)
+        return [str(self.key_file)]
+
+    def _remove_state(self, state: VirtualWorkspaceState | None) -> list[str]:
+        self.state_file.unlink(missing_ok=True)
+        return [state.address_block] if state else []
+
+    def _remove_dir(self) -> list[str]:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return [str(self.dir)]
 
     def status(self) -> list[ResourceStatus]:
         state = self.state()
@@ -169,6 +181,16 @@ def _new_keypair(comment: str) -> tuple[bytes, bytes]:
     )
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return private, public + f" {comment}\n".encode()
+
+
+def recorded_block(home: Path, workspace_name: str) -> str | None:
+    """The address block `workspace create` recorded for a workspace under state dir `home`, if any."""
+    try:
+        data = json.loads((home / "workspaces" / workspace_name / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    block = data.get("address_block") if isinstance(data, dict) else None
+    return str(block) if block else None
 
 
 def workspace_address_block(workspace_name: str) -> str | None:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from ...errors import Timeout
 from ...waiting import wait_for_sync
+from ..secret import ensure_secret
+from .auth import write_properties
 from .config import SparkConfig
 from .daemons import (
     DAEMON_JVM_FLAGS,
@@ -148,17 +150,21 @@ def _train(
     def jvm(role: str) -> JvmOptions:
         return JvmOptions(dump_archive=tmp / f"{role}.jsa" if role in roles else None)
 
+    # Trained with authentication, as they run (and nobody else can use the short-lived master).
+    conf = write_properties(tmp, ensure_secret(tmp / "secret"))
     # A worker needs a master to register with; the master runs whenever the worker is trained.
     specs = []
     if "master" in roles or "worker" in roles:
-        specs.append(master_service(install, config, host, jvm("master")))
+        specs.append(master_service(install, config, host, jvm("master"), conf=conf))
     if "worker" in roles:
         work = tmp / "work"
         url = master_url(config, host)
-        specs.append(worker_service(install, config, host, url, (1, 256), work, jvm("worker")))
+        specs.append(worker_service(install, config, host, url, (1, 256), work, jvm("worker"), conf=conf))
     if "history" in roles:
         events = tmp / "events"
-        specs.append(history_service(install, config, host, (events.as_uri(), events), jvm("history")))
+        specs.append(
+            history_service(install, config, host, (events.as_uri(), events), jvm("history"), conf=conf)
+        )
 
     procs: list[subprocess.Popen[bytes]] = []
     try:

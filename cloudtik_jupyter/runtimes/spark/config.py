@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from ...errors import ConfigError
 
 SECTION = "runtime.spark"
+MAX_MEMORY_MIB = 16 * 1024 * 1024  # 16 TiB
 _MEMORY = re.compile(r"^\s*(\d+)\s*([kmgt])?i?b?\s*$", re.IGNORECASE)
 _UNIT_MIB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 
@@ -30,6 +31,8 @@ def parse_memory_mib(value: Any) -> int:
         raise ValueError(f"must be a size such as '512m' or '2g', not {value!r}")
     if mib < 32:
         raise ValueError(f"{value!r} is too small (at least 32m)")
+    if mib > MAX_MEMORY_MIB:
+        raise ValueError(f"{value!r} is too large (at most 16t)")
     return mib
 
 
@@ -43,7 +46,8 @@ def _conf_value(value: Any) -> str:
 
 MemoryMiB = Annotated[int, BeforeValidator(parse_memory_mib)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-ConfValue = Annotated[str, BeforeValidator(_conf_value)]
+ConfValue = Annotated[str, BeforeValidator(_conf_value), Field(max_length=4096)]
+ConfKey = Annotated[str, Field(max_length=256)]
 
 
 class SparkConfig(BaseModel):
@@ -58,13 +62,14 @@ class SparkConfig(BaseModel):
     worker_port: Port | None = None  # None: an ephemeral port
     history_server: bool = True
     # A worker offers the node's resources (CPU, memory); these override them.
-    worker_cores: int | None = Field(default=None, ge=1)
+    worker_cores: int | None = Field(default=None, ge=1, le=1024)
     worker_memory: MemoryMiB | None = None
     executor_memory: MemoryMiB | None = None  # default for applications; must fit a worker
     daemon_memory: MemoryMiB = 512  # heap of the master, worker and history server JVMs
-    event_log_dir: str | None = None  # default: <runtime dir>/events on the head
+    # Default: <runtime dir>/events on the head.
+    event_log_dir: str | None = Field(default=None, max_length=4096)
     # spark.* properties every application gets (spark-submit and the notebook's SparkSession).
-    conf: dict[str, ConfValue] = Field(default_factory=dict)
+    conf: dict[ConfKey, ConfValue] = Field(default_factory=dict, max_length=256)
     # A class-data-sharing archive per daemon (built once per machine in setup) starts the JVMs ~3x faster.
     class_data_sharing: bool = True
 

@@ -2,7 +2,8 @@
 
 Each runs in the foreground through ``bin/spark-class`` (which execs the JVM, so the agent supervises the
 JVM's own PID) and binds only the node's address: ``SPARK_LOCAL_IP`` covers the web UIs, ``--host`` the RPC
-endpoints. Ports are not secrets, so they go on the command line; no secret is involved at all.
+endpoints. Ports are not secrets, so they go on the command line. The cluster's Spark key is in the private
+properties file each daemon is given (auth.py): every daemon requires it of whoever connects.
 """
 
 from __future__ import annotations
@@ -81,12 +82,14 @@ def _health(ip: str, port: int) -> HealthCheck:
     return HealthCheck(host=ip, port=port, timeout=HEALTH_TIMEOUT)
 
 
-def master_service(install: SparkInstall, config: SparkConfig, ip: str, jvm: JvmOptions) -> ServiceSpec:
+def master_service(
+    install: SparkInstall, config: SparkConfig, ip: str, jvm: JvmOptions, *, conf: Path
+) -> ServiceSpec:
     env = _env(install, config, ip, jvm)
     # The REST submission server (port 6066) accepts anyone's jobs without authentication: keep it off.
     env["SPARK_MASTER_OPTS"] = "-Dspark.master.rest.enabled=false"
     argv = [str(install.spark_class), MASTER_CLASS, "--host", ip, "--port", str(config.master_port)]
-    argv += ["--webui-port", str(config.master_ui_port)]
+    argv += ["--webui-port", str(config.master_ui_port), "--properties-file", str(conf)]
     # Healthy once the UI is up: the master binds its RPC port first and turns ALIVE right after the UI.
     return ServiceSpec(
         name=SERVICE_NAMES["master"], argv=argv, env=env, health=_health(ip, config.master_ui_port)
@@ -101,13 +104,15 @@ def worker_service(
     resources: tuple[int, int],
     work_dir: Path,
     jvm: JvmOptions,
+    *,
+    conf: Path,
 ) -> ServiceSpec:
     cores, memory = resources
     argv = [str(install.spark_class), WORKER_CLASS, "--host", ip]
     if config.worker_port is not None:
         argv += ["--port", str(config.worker_port)]
     argv += ["--webui-port", str(config.worker_ui_port), "--cores", str(cores), "--memory", f"{memory}m"]
-    argv += ["--work-dir", str(work_dir), master]
+    argv += ["--work-dir", str(work_dir), "--properties-file", str(conf), master]
     return ServiceSpec(
         name=SERVICE_NAMES["worker"],
         argv=argv,
@@ -127,7 +132,13 @@ def event_log_location(config: SparkConfig, runtime_dir: Path) -> tuple[str, Pat
 
 
 def history_service(
-    install: SparkInstall, config: SparkConfig, ip: str, event_log: tuple[str, Path | None], jvm: JvmOptions
+    install: SparkInstall,
+    config: SparkConfig,
+    ip: str,
+    event_log: tuple[str, Path | None],
+    jvm: JvmOptions,
+    *,
+    conf: Path,
 ) -> ServiceSpec:
     uri, local_dir = event_log
     env = _env(install, config, ip, jvm)
@@ -138,7 +149,7 @@ def history_service(
             "-Dspark.history.fs.update.interval=2s",  # a finished run shows up within seconds (default 10s)
         ]
     )
-    argv = [str(install.spark_class), HISTORY_CLASS]
+    argv = [str(install.spark_class), HISTORY_CLASS, "--properties-file", str(conf)]
     if local_dir is not None:
         # The history server refuses to start without its log directory; drivers add files to it later.
         argv = [

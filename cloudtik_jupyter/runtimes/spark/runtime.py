@@ -11,10 +11,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from ...cluster.status import ServiceLink
+from ...errors import CloudtikError
 from ...node.config import ServiceSpec
 from ...providers import tags as T
-from ..base import NodeInfo
+from ..base import NodeInfo, PublishedEndpoint
 from . import daemons
+from .auth import properties_file, write_properties
 from .config import SparkConfig, parse_spark_config
 from .prepare import MODULE as PREPARE_MODULE
 
@@ -55,13 +57,17 @@ class SparkRuntime:
         from .install import find_spark
 
         spark = _spark(config)
+        if node.secret_file is None:
+            raise CloudtikError("Spark runs authenticated: the node's runtime secret file is not known")
+        conf = write_properties(node.runtime_dir, node.secret_file)
         install = find_spark()
         if node.kind == T.KIND_HEAD:
-            specs = [daemons.master_service(install, spark, node.ip, jvm_options(install, spark, "master"))]
+            master_jvm = jvm_options(install, spark, "master")
+            specs = [daemons.master_service(install, spark, node.ip, master_jvm, conf=conf)]
             if spark.history_server:
                 event_log = daemons.event_log_location(spark, node.runtime_dir)
                 jvm = jvm_options(install, spark, "history")
-                specs.append(daemons.history_service(install, spark, node.ip, event_log, jvm))
+                specs.append(daemons.history_service(install, spark, node.ip, event_log, jvm, conf=conf))
             return specs
         return [
             daemons.worker_service(
@@ -72,6 +78,7 @@ class SparkRuntime:
                 daemons.worker_resources(spark, node.resources),
                 node.runtime_dir / "work",
                 jvm_options(install, spark, "worker"),
+                conf=conf,
             )
         ]
 
@@ -95,6 +102,24 @@ class SparkRuntime:
         links.append(ServiceLink("Spark master", daemons.master_url(spark, head_ip), "endpoint"))
         return links
 
+    def worker_links(self, config: BaseModel, worker_ip: str) -> list[ServiceLink]:
+        return [ServiceLink("Spark worker UI", f"http://{worker_ip}:{_spark(config).worker_ui_port}", "web")]
+
+    def environment(self, config: BaseModel, head_ip: str) -> dict[str, str]:
+        return {}
+
+    def ports(self, config: BaseModel, kind: str) -> dict[str, int]:
+        spark = _spark(config)
+        if kind == T.KIND_HEAD:
+            ports = {"master_port": spark.master_port, "master_ui_port": spark.master_ui_port}
+            return ports | ({"history_ui_port": spark.history_ui_port} if spark.history_server else {})
+        worker = {"worker_ui_port": spark.worker_ui_port}
+        return worker | ({"worker_port": spark.worker_port} if spark.worker_port else {})
+
+    def published(self, config: BaseModel, head_ip: str) -> list[PublishedEndpoint]:
+        spark = _spark(config)
+        return [PublishedEndpoint("spark-master", "spark-master", spark.master_port, "spark")]
+
     def submit_argv(
         self,
         config: BaseModel,
@@ -106,7 +131,8 @@ class SparkRuntime:
     ) -> list[str]:
         """spark-submit on the head (in client mode: the driver runs there, bound to the head's address).
 
-        With the head's `runtime_dir` the application's event log goes where the history server reads.
+        `runtime_dir` is the head's: the cluster's Spark key is in its private conf dir (written when the
+        head's services were), and the application's event log goes where the history server reads.
         """
         spark = _spark(config)
         conf = {"spark.driver.host": head_ip, "spark.driver.bindAddress": head_ip}
@@ -114,7 +140,7 @@ class SparkRuntime:
             uri, _ = daemons.event_log_location(spark, runtime_dir)
             conf |= {"spark.eventLog.enabled": "true", "spark.eventLog.dir": uri}
         conf |= spark.app_conf()
-        # SPARK_LOCAL_IP keeps the driver's own UI off 0.0.0.0.
+        # SPARK_LOCAL_IP keeps the driver's own UI off 0.0.0.0; the properties file holds the key (auth.py).
         argv = [
             "env",
             f"SPARK_LOCAL_IP={head_ip}",
@@ -122,6 +148,8 @@ class SparkRuntime:
             "--master",
             daemons.master_url(spark, head_ip),
         ]
+        if runtime_dir is not None:
+            argv += ["--properties-file", str(properties_file(runtime_dir))]
         for key, value in conf.items():
             argv += ["--conf", f"{key}={value}"]
         return [*argv, job, *args]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from ...errors import ConfigError
+from .auth import auth_conf
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -59,6 +60,7 @@ def spark_session(
     event_log_dir: str | None = None,
     python: str | None = None,
     conf: Mapping[str, str] | None = None,
+    auth_secret: str | None = None,
     **options: str | int | float | bool,
 ) -> SparkSession:
     """Connect a SparkSession to the cluster at `master_url` (``spark://head:7077``).
@@ -66,9 +68,12 @@ def spark_session(
     `options` are Spark properties by short name (``executor_memory="512m"``, ``sql_shuffle_partitions=8``);
     `conf` takes full ``spark.*`` keys. `python` is the executors' interpreter (default: this one, as on
     `virtual`, where nodes run the client's interpreter). `event_log_dir` (a URI the driver can write, e.g.
-    the head's event directory on `virtual`) makes the run visible in the history server.
+    the head's event directory on `virtual`) makes the run visible in the history server. `auth_secret` is
+    the cluster's Spark key (`Cluster.spark_session` passes it): it reaches the driver JVM over py4j, never
+    its command line.
     An active session on another master is stopped first; one on the same master is reused.
     """
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     from .install import find_java_home
@@ -89,11 +94,17 @@ def spark_session(
     active = SparkSession.getActiveSession()
     if active is not None and active.sparkContext.master != master_url:
         active.stop()
-    builder = SparkSession.builder.master(master_url).appName(app_name)
-    for key, value in settings.items():
-        builder = builder.config(key, value)
     # SPARK_LOCAL_IP keeps the driver's UI on `host` rather than 0.0.0.0.
     with _gateway_env({"JAVA_HOME": str(find_java_home()), "SPARK_LOCAL_IP": host}):
+        if SparkContext._gateway is None:
+            # pyspark starts the driver JVM with every setting it is given as `--conf k=v` arguments:
+            # start it with the public ones, so the key only ever travels over py4j.
+            SparkContext._ensure_initialized(
+                conf=SparkConf(loadDefaults=False).setAll(list(settings.items()))
+            )
+        builder = SparkSession.builder.master(master_url).appName(app_name)
+        for key, value in {**settings, **(auth_conf(auth_secret) if auth_secret else {})}.items():
+            builder = builder.config(key, value)
         return builder.getOrCreate()
 
 

@@ -8,12 +8,13 @@ deletion) lives in `azure_types.py`.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .http import FakeError, Request, Response
-from .schema import F, Problem, find_problem
+from .schema import F, Problem, find_problem, strip_readonly
 
 SYNC, ASYNC, LOCATION = "sync", "async", "location"
 RESOURCE_GROUPS = "Microsoft.Resources/resourceGroups"
@@ -37,6 +38,7 @@ class Resource:
     type: str
     parent: str
     body: dict[str, Any]
+    failed: bool = False  # its long-running PUT failed: ARM keeps it, provisioningState Failed
 
     @property
     def name(self) -> str:
@@ -110,6 +112,19 @@ class Operation:
     style: str
     polls_left: int
     final: Any  # body of the final answer (Location style), or None
+    error: dict[str, str] | None = None  # the operation ends Failed with this error
+
+
+@dataclass
+class OperationFault:
+    """The long-running operation of the next PUT or DELETE matching `method` and `path` fails."""
+
+    method: str
+    path: re.Pattern[str]
+    code: str
+    message: str
+    times: int = 1
+    fired: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -119,6 +134,7 @@ class Arm:
     types: dict[str, TypeSpec] = field(default_factory=dict)  # by lowercased type
     resources: dict[str, Resource] = field(default_factory=dict)  # by lowercased id
     operations: dict[str, Operation] = field(default_factory=dict)
+    operation_faults: list[OperationFault] = field(default_factory=list)
     _ops: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- the store ------------------------------------------------------------------------------------
@@ -154,8 +170,26 @@ class Arm:
     def view(self, r: Resource) -> dict[str, Any]:
         body = {**r.body, "id": r.id, "name": r.name, "type": r.type}
         if r.type != RESOURCE_GROUPS or "properties" in body:
-            body["properties"] = {**r.body.get("properties", {}), "provisioningState": "Succeeded"}
+            state = "Failed" if r.failed else "Succeeded"
+            body["properties"] = {**r.body.get("properties", {}), "provisioningState": state}
         return body
+
+    def fail_operation(
+        self, method: str, path: str, code: str, message: str, times: int = 1
+    ) -> OperationFault:
+        """Make the long-running operation of the next `times` requests matching `method` and `path`
+        end Failed with `code`: a PUT leaves its resource behind in provisioningState Failed."""
+        fault = OperationFault(method, re.compile(path, re.IGNORECASE), code, message, times)
+        self.operation_faults.append(fault)
+        return fault
+
+    def _operation_fault(self, r: Request) -> OperationFault | None:
+        for f in self.operation_faults:
+            if f.times > 0 and f.method == r.method and f.path.search(r.path):
+                f.times -= 1
+                f.fired.append(r.path)
+                return f
+        return None
 
     # -- HTTP ----------------------------------------------------------------------------------------
 
@@ -168,6 +202,7 @@ class Arm:
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
+        self._check_api_version(r)
         low = r.path.lower().rstrip("/")
         if low.endswith("/providers/microsoft.resources/tags/default"):
             return self._tags(r, r.path.rstrip("/")[: -len("/providers/Microsoft.Resources/tags/default")])
@@ -221,6 +256,27 @@ class Arm:
         }
         return handler[r.method](r, path, spec)
 
+    def _check_api_version(self, r: Request) -> None:
+        """Only the api-versions the installed SDKs send to the provider the path names."""
+        from .azure_models import api_versions
+
+        low = r.path.lower()
+        namespace = (
+            low.rsplit("/providers/", 1)[1].split("/", 1)[0]
+            if "/providers/" in low
+            else "microsoft.resources"
+        )
+        if low.endswith("/providers/microsoft.resources/tags/default"):
+            namespace = "microsoft.resources"
+        known = api_versions().get(namespace)
+        version = r.query["api-version"]
+        if known is not None and version not in known:
+            raise FakeError(
+                400,
+                "InvalidApiVersionParameter",
+                f"The api-version '{version}' is invalid. The supported versions are '{', '.join(sorted(known))}'.",
+            )
+
     def _get(self, r: Request, path: Path, spec: TypeSpec) -> Response:
         found = self.get(path.id)
         if found is None:
@@ -254,20 +310,23 @@ class Arm:
         if problem:
             raise problem_error(problem, path.type)
         existing = self.get(path.id)
-        body = {k: v for k, v in (r.body or {}).items() if k not in ("id", "name", "type", "etag")}
-        if "properties" in body:
-            body["properties"] = {k: v for k, v in body["properties"].items() if k != "provisioningState"}
+        body = strip_readonly(r.body or {}, spec.schema)  # ARM ignores what a client can't set
+        body = {k: v for k, v in body.items() if k not in ("id", "name", "type", "etag")}
         stored = spec.create(self, path, body, existing) if spec.create else body
-        resource = Resource(existing.id if existing else path.id, path.type, path.parent, stored)
+        fault = self._operation_fault(r) if spec.style != SYNC else None
+        resource = Resource(
+            existing.id if existing else path.id, path.type, path.parent, stored, fault is not None
+        )
         self.resources[path.key] = resource
         status = 200 if existing else 201
+        error = {"code": fault.code, "message": fault.message} if fault else None
         if spec.style == SYNC:
             return Response(status, self.view(resource))
         if spec.style == LOCATION:
-            return Response(202, None, {"Location": self._operation(r, LOCATION, self.view(resource))})
+            return Response(202, None, {"Location": self._operation(r, LOCATION, self.view(resource), error)})
         answer = self.view(resource)
         answer["properties"]["provisioningState"] = "Updating"
-        return Response(status, answer, {"Azure-AsyncOperation": self._operation(r, ASYNC, None)})
+        return Response(status, answer, {"Azure-AsyncOperation": self._operation(r, ASYNC, None, error)})
 
     def _patch(self, r: Request, path: Path, spec: TypeSpec) -> Response:
         found = self.get(path.id)
@@ -311,18 +370,12 @@ class Arm:
             )
         if r.method != "PATCH":
             raise FakeError(405, "MethodNotAllowed", f"{r.method} on tags")
+        from .azure_schemas import TAGS_PATCH
+
         body = r.body or {}
-        problem = find_problem(
-            body,
-            {
-                "operation": F(required=True),
-                "properties": F(required=True, fields={"tags": F(required=True)}),
-            },
-        )
-        if problem or body["operation"] not in ("Merge", "Replace", "Delete"):
-            raise problem_error(
-                problem or Problem("invalid", "operation", "Merge, Replace or Delete"), "Tags"
-            )
+        problem = find_problem(body, TAGS_PATCH)
+        if problem:
+            raise problem_error(problem, "Tags")
         given, current = body["properties"]["tags"], dict(found.body.get("tags", {}))
         if body["operation"] == "Merge":
             current.update(given)
@@ -340,9 +393,9 @@ class Arm:
             },
         )
 
-    def _operation(self, r: Request, style: str, final: Any) -> str:
+    def _operation(self, r: Request, style: str, final: Any, error: dict[str, str] | None = None) -> str:
         op = f"op-{next(self._ops)}"
-        self.operations[op] = Operation(style, 1, final)
+        self.operations[op] = Operation(style, 1, final, error)
         return f"{r.base_url}/subscriptions/{self.subscription}/providers/Microsoft.Fake/operations/{op}?api-version=2024-01-01"
 
     def _poll(self, r: Request) -> Response:
@@ -353,7 +406,13 @@ class Arm:
         running = op.polls_left > 0
         op.polls_left -= 1
         if op.style == ASYNC:
-            return Response(200, {"status": "InProgress" if running else "Succeeded"})
+            if running:
+                return Response(200, {"status": "InProgress"})
+            if op.error is not None:
+                return Response(200, {"status": "Failed", "error": op.error})
+            return Response(200, {"status": "Succeeded"})
         if running:
             return Response(202, None, {"Location": f"{r.base_url}{r.path}?api-version=2024-01-01"})
+        if op.error is not None:
+            raise FakeError(400, op.error["code"], op.error["message"])
         return Response(200, op.final) if op.final is not None else Response(204)

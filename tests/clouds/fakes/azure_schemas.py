@@ -1,11 +1,16 @@
-"""The fields ARM accepts in the request bodies the Azure fake serves (anything else is rejected)."""
+"""The fields ARM accepts in the request bodies the Azure fake serves (anything else is rejected).
+
+Read from the SDKs' models (see `azure_models.py`): fields, types, enums, required and read-only flags
+are the SDKs'. On top, named as such: what ARM requires though the models do not say so (a tracked
+resource's location, the references and prefixes a resource can't exist without) and tag formats.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from .schema import F, is_list_of_str, one_of
+from .azure_models import model
 
 _TAG_KEY_FORBIDDEN = re.compile(r"[<>%&\\?/]")
 
@@ -21,284 +26,51 @@ def tags(v: Any) -> str | None:
     return None
 
 
-REF = {"id": F(required=True)}
-# Every tracked resource: ARM also echoes these back in bodies a client may re-send.
-_TRACKED = {
-    "location": F(required=True),
-    "tags": F(check=tags),
-    "id": F(),
-    "name": F(),
-    "type": F(),
-    "etag": F(),
-}
-_CHILD = {"id": F(), "name": F(), "type": F(), "etag": F()}
+NETWORK, COMPUTE, STORAGE = (
+    "azure.mgmt.network.models",
+    "azure.mgmt.compute.models",
+    "azure.mgmt.storage.models",
+)
+RESOURCES = "azure.mgmt.resource.resources.models"
+MSI, AUTHORIZATION = "azure.mgmt.msi.models", "azure.mgmt.authorization.v2022_04_01.models"
+TAGS = {"tags": tags}
 
-RESOURCE_GROUP = {**_TRACKED, "managedBy": F(), "properties": F(fields={"provisioningState": F()})}
-_SUBNET_PROPS = {
-    "addressPrefix": F(),
-    "addressPrefixes": F(check=is_list_of_str),
-    "networkSecurityGroup": F(fields=REF),
-    "natGateway": F(fields=REF),
-    "routeTable": F(fields=REF),
-    "serviceEndpoints": F(items={"service": F(required=True), "locations": F()}),
-    "privateEndpointNetworkPolicies": F(),
-    "defaultOutboundAccess": F(),
-    "provisioningState": F(),
-}
-SUBNET = {**_CHILD, "properties": F(required=True, fields=_SUBNET_PROPS)}
-VIRTUAL_NETWORK = {
-    **_TRACKED,
-    "properties": F(
-        required=True,
-        fields={
-            "addressSpace": F(
-                required=True, fields={"addressPrefixes": F(required=True, check=is_list_of_str)}
-            ),
-            "subnets": F(items={**_CHILD, "properties": F(fields=_SUBNET_PROPS)}),
-            "enableDdosProtection": F(),
-            "virtualNetworkPeerings": F(),
-            "provisioningState": F(),
-        },
+RESOURCE_GROUP = model(RESOURCES, "ResourceGroup", required=("location",), checks=TAGS)
+SUBNET = model(NETWORK, "Subnet", required=("properties",))
+VIRTUAL_NETWORK = model(
+    NETWORK,
+    "VirtualNetwork",
+    required=("location", "properties.addressSpace.addressPrefixes"),
+    checks=TAGS,
+)
+NETWORK_SECURITY_GROUP = model(NETWORK, "NetworkSecurityGroup", required=("location",), checks=TAGS)
+PUBLIC_IP = model(NETWORK, "PublicIPAddress", required=("location",), checks=TAGS)
+NAT_GATEWAY = model(
+    NETWORK, "NatGateway", required=("location", "sku.name", "properties.publicIpAddresses"), checks=TAGS
+)
+PEERING = model(NETWORK, "VirtualNetworkPeering", required=("properties.remoteVirtualNetwork.id",))
+NETWORK_INTERFACE = model(
+    NETWORK, "NetworkInterface", required=("location", "properties.ipConfigurations"), checks=TAGS
+)
+VIRTUAL_MACHINE = model(
+    COMPUTE,
+    "VirtualMachine",
+    required=(
+        "properties.hardwareProfile.vmSize",
+        "properties.storageProfile.osDisk",
+        "properties.osProfile.computerName",
+        "properties.osProfile.adminUsername",
+        "properties.networkProfile.networkInterfaces",
     ),
-}
-_RULE_PROPS = {
-    "description": F(),
-    "protocol": F(required=True, check=one_of("Tcp", "Udp", "Icmp", "Esp", "Ah", "*")),
-    "sourcePortRange": F(),
-    "destinationPortRange": F(),
-    "destinationPortRanges": F(check=is_list_of_str),
-    "sourceAddressPrefix": F(),
-    "sourceAddressPrefixes": F(check=is_list_of_str),
-    "destinationAddressPrefix": F(),
-    "access": F(required=True, check=one_of("Allow", "Deny")),
-    "priority": F(required=True),
-    "direction": F(required=True, check=one_of("Inbound", "Outbound")),
-    "provisioningState": F(),
-}
-NETWORK_SECURITY_GROUP = {
-    **_TRACKED,
-    "properties": F(
-        fields={
-            "securityRules": F(
-                items={**_CHILD, "name": F(required=True), "properties": F(required=True, fields=_RULE_PROPS)}
-            ),
-            "provisioningState": F(),
-        }
-    ),
-}
-PUBLIC_IP = {
-    **_TRACKED,
-    "sku": F(fields={"name": F(required=True, check=one_of("Basic", "Standard")), "tier": F()}),
-    "zones": F(check=is_list_of_str),
-    "properties": F(
-        fields={
-            "publicIPAllocationMethod": F(check=one_of("Static", "Dynamic")),
-            "publicIPAddressVersion": F(check=one_of("IPv4", "IPv6")),
-            "idleTimeoutInMinutes": F(),
-            "deleteOption": F(check=one_of("Delete", "Detach")),
-            "provisioningState": F(),
-        }
-    ),
-}
-NAT_GATEWAY = {
-    **_TRACKED,
-    "sku": F(required=True, fields={"name": F(required=True, check=one_of("Standard", "StandardV2"))}),
-    "zones": F(check=is_list_of_str),
-    "properties": F(
-        required=True,
-        fields={
-            "publicIpAddresses": F(required=True, items=REF),
-            "idleTimeoutInMinutes": F(),
-            "provisioningState": F(),
-        },
-    ),
-}
-PEERING = {
-    **_CHILD,
-    "properties": F(
-        required=True,
-        fields={
-            "remoteVirtualNetwork": F(required=True, fields=REF),
-            "allowVirtualNetworkAccess": F(),
-            "allowForwardedTraffic": F(),
-            "allowGatewayTransit": F(),
-            "useRemoteGateways": F(),
-            "provisioningState": F(),
-        },
-    ),
-}
-IDENTITY = {**_TRACKED, "properties": F(fields={"isolationScope": F()})}
-ROLE_DEFINITION = {
-    **_CHILD,
-    "properties": F(
-        required=True,
-        fields={
-            "roleName": F(required=True),
-            "description": F(),
-            "type": F(check=one_of("CustomRole")),
-            "roleType": F(),
-            "permissions": F(
-                required=True,
-                items={
-                    "actions": F(check=is_list_of_str),
-                    "notActions": F(check=is_list_of_str),
-                    "dataActions": F(check=is_list_of_str),
-                    "notDataActions": F(check=is_list_of_str),
-                },
-            ),
-            "assignableScopes": F(required=True, check=is_list_of_str),
-        },
-    ),
-}
-ROLE_ASSIGNMENT = {
-    "properties": F(
-        required=True,
-        fields={
-            "roleDefinitionId": F(required=True),
-            "principalId": F(required=True),
-            "principalType": F(check=one_of("User", "Group", "ServicePrincipal", "ForeignGroup", "Device")),
-            "description": F(),
-            "condition": F(),
-            "conditionVersion": F(),
-        },
-    )
-}
-STORAGE_ACCOUNT = {
-    "location": F(required=True),
-    "tags": F(check=tags),
-    "kind": F(
-        required=True, check=one_of("StorageV2", "BlobStorage", "BlockBlobStorage", "FileStorage", "Storage")
-    ),
-    "sku": F(required=True, fields={"name": F(required=True)}),
-    "identity": F(),
-    "properties": F(
-        fields={
-            "allowBlobPublicAccess": F(),
-            "minimumTlsVersion": F(check=one_of("TLS1_0", "TLS1_1", "TLS1_2", "TLS1_3")),
-            "supportsHttpsTrafficOnly": F(),
-            "allowSharedKeyAccess": F(),
-            "publicNetworkAccess": F(check=one_of("Enabled", "Disabled", "SecuredByPerimeter")),
-            "accessTier": F(check=one_of("Hot", "Cool", "Cold", "Premium")),
-            "encryption": F(),
-            "networkAcls": F(),
-        }
-    ),
-}
-NETWORK_INTERFACE = {
-    **_TRACKED,
-    "properties": F(
-        required=True,
-        fields={
-            "ipConfigurations": F(
-                required=True,
-                items={
-                    **_CHILD,
-                    "name": F(required=True),
-                    "properties": F(
-                        required=True,
-                        fields={
-                            "subnet": F(required=True, fields=REF),
-                            "privateIPAllocationMethod": F(check=one_of("Static", "Dynamic")),
-                            "privateIPAddress": F(),
-                            "publicIPAddress": F(
-                                fields={
-                                    "id": F(required=True),
-                                    "properties": F(
-                                        fields={"deleteOption": F(check=one_of("Delete", "Detach"))}
-                                    ),
-                                }
-                            ),
-                            "primary": F(),
-                        },
-                    ),
-                },
-            ),
-            "networkSecurityGroup": F(fields=REF),
-            "enableAcceleratedNetworking": F(),
-            "provisioningState": F(),
-        },
-    ),
-}
-_OS_DISK = {
-    "createOption": F(required=True, check=one_of("FromImage", "Attach", "Empty")),
-    "deleteOption": F(check=one_of("Delete", "Detach")),
-    "diskSizeGB": F(),
-    "caching": F(check=one_of("None", "ReadOnly", "ReadWrite")),
-    "name": F(),
-    "osType": F(),
-    "managedDisk": F(fields={"storageAccountType": F(), "id": F()}),
-}
-VIRTUAL_MACHINE = {
-    **_TRACKED,
-    "zones": F(check=is_list_of_str),
-    "identity": F(
-        fields={
-            "type": F(
-                required=True,
-                check=one_of("SystemAssigned", "UserAssigned", "SystemAssigned, UserAssigned", "None"),
-            ),
-            "userAssignedIdentities": F(),
-            "principalId": F(),
-            "tenantId": F(),
-        }
-    ),
-    "properties": F(
-        required=True,
-        fields={
-            "hardwareProfile": F(required=True, fields={"vmSize": F(required=True)}),
-            "storageProfile": F(
-                required=True,
-                fields={
-                    "imageReference": F(
-                        fields={"publisher": F(), "offer": F(), "sku": F(), "version": F(), "id": F()}
-                    ),
-                    "osDisk": F(required=True, fields=_OS_DISK),
-                    "dataDisks": F(),
-                },
-            ),
-            "osProfile": F(
-                required=True,
-                fields={
-                    "computerName": F(required=True),
-                    "adminUsername": F(required=True),
-                    "adminPassword": F(),
-                    "customData": F(),
-                    "linuxConfiguration": F(
-                        fields={
-                            "disablePasswordAuthentication": F(),
-                            "ssh": F(
-                                fields={
-                                    "publicKeys": F(
-                                        items={"path": F(required=True), "keyData": F(required=True)}
-                                    )
-                                }
-                            ),
-                            "provisionVMAgent": F(),
-                        }
-                    ),
-                },
-            ),
-            "networkProfile": F(
-                required=True,
-                fields={
-                    "networkInterfaces": F(
-                        required=True,
-                        items={
-                            "id": F(required=True),
-                            "properties": F(
-                                fields={"primary": F(), "deleteOption": F(check=one_of("Delete", "Detach"))}
-                            ),
-                        },
-                    )
-                },
-            ),
-            "priority": F(check=one_of("Regular", "Low", "Spot")),
-            "evictionPolicy": F(check=one_of("Deallocate", "Delete")),
-            "billingProfile": F(fields={"maxPrice": F()}),
-            "diagnosticsProfile": F(),
-            "provisioningState": F(),
-            "vmId": F(),
-        },
-    ),
-}
-VIRTUAL_MACHINE_UPDATE = {"tags": F(check=tags), "properties": F(fields={}), "identity": F()}
+    checks=TAGS,
+)
+VIRTUAL_MACHINE_UPDATE = model(COMPUTE, "VirtualMachineUpdate", checks=TAGS)
+IDENTITY = model(MSI, "Identity", checks=TAGS)
+ROLE_DEFINITION = model(
+    AUTHORIZATION,
+    "RoleDefinition",
+    required=("properties.roleName", "properties.permissions", "properties.assignableScopes"),
+)
+ROLE_ASSIGNMENT = model(AUTHORIZATION, "RoleAssignmentCreateParameters")
+STORAGE_ACCOUNT = model(STORAGE, "StorageAccountCreateParameters", checks=TAGS)
+TAGS_PATCH = model(RESOURCES, "TagsPatchResource", required=("operation", "properties.tags"))

@@ -7,6 +7,8 @@ connected to: internal 10.x from their subnet, external from 198.51.100.0/24 (TE
 
 from __future__ import annotations
 
+import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,11 +45,28 @@ def _error_body(exc: FakeError) -> Any:
 
 
 @dataclass
+class OperationFault:
+    """The operation of the next request matching `method` and `path` ends DONE with `code`: the
+    change never happened (a quota exceeded, a resource GCP could not make)."""
+
+    method: str
+    path: re.Pattern[str]
+    code: str
+    message: str
+    times: int = 1
+    fired: list[str] = field(default_factory=list)
+
+
+_STATE = ("networks", "subnetworks", "firewalls", "routers", "instances", "disks")
+
+
+@dataclass
 class FakeGcp:
     project: str = PROJECT
     compute: ComputeState = field(init=False)
     iam: IamState = field(init=False)
     server: FakeServer = field(init=False)
+    operation_faults: list[OperationFault] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.iam = IamState(self.project)
@@ -59,12 +78,42 @@ class FakeGcp:
         IamApi(self.iam).routes(router)
         self.server = FakeServer(self._handle(router), _error_body)
 
-    @staticmethod
-    def _handle(router: Router) -> Any:
+    def _handle(self, router: Router) -> Any:
         def handle(request: Request) -> Response:
-            return router.dispatch(request)
+            fault = next(
+                (
+                    f
+                    for f in self.operation_faults
+                    if f.times > 0 and f.method == request.method and f.path.search(request.path)
+                ),
+                None,
+            )
+            if fault is None:
+                return router.dispatch(request)
+            before = {k: copy.deepcopy(getattr(self.compute, k)) for k in _STATE}
+            response = router.dispatch(request)
+            if not isinstance(response.body, dict) or response.body.get("kind") != "compute#operation":
+                return response
+            for k, v in before.items():  # the change is undone: the operation failed
+                setattr(self.compute, k, v)
+            fault.times -= 1
+            fault.fired.append(request.path)
+            link = response.body["selfLink"].split(f"projects/{self.project}/", 1)[1]
+            scope, _, name = link.rpartition("/operations/")
+            op = self.compute.operations[f"{scope}/{name}"]
+            op["error"] = {"errors": [{"code": fault.code, "message": fault.message}]}
+            op["httpErrorStatusCode"] = 403 if fault.code == "QUOTA_EXCEEDED" else 400
+            return response
 
         return handle
+
+    def fail_operation(
+        self, method: str, path: str, code: str, message: str, times: int = 1
+    ) -> OperationFault:
+        """Make the operation of the next `times` requests matching `method` and `path` fail."""
+        fault = OperationFault(method, re.compile(path), code, message, times)
+        self.operation_faults.append(fault)
+        return fault
 
     @property
     def url(self) -> str:

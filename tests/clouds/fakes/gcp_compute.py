@@ -339,7 +339,7 @@ class ComputeApi:
 
     def patch_firewall(self, r: Request, project: str, name: str) -> Response:
         current = self._require(self.s.firewalls, name, f"global/firewalls/{name}")
-        body = check(r.body, {**S.FIREWALL, "name": F(check=S.resource_name)})
+        body = check(r.body, S.FIREWALL_PATCH)
         if body.get("name", name) != name:
             raise FakeError(400, "invalid", "Invalid value for field 'resource.name': the name can't change")
         merged = {k: v for k, v in current.items() if k not in ("kind", "id", "selfLink")}
@@ -461,8 +461,7 @@ class ComputeApi:
 
     def patch_router(self, r: Request, project: str, region: str, name: str) -> Response:
         current = self._require(self.s.routers, (region, name), f"regions/{region}/routers/{name}")
-        fields = {**S.ROUTER, "name": F(), "network": F()}
-        body = check(r.body, fields)
+        body = check(r.body, S.ROUTER_PATCH)
         merged = {k: v for k, v in current.items() if k not in ("kind", "id", "selfLink", "region")}
         merged.update(body)
         self.s.routers[(region, name)] = self._router(merged, region, r.base_url)

@@ -198,7 +198,9 @@ class IamApi:
                 raise FakeError(400, "badRequest", "A policy with conditions must have version 3")
 
     def _set_policy(self, current: Policy, r: Request) -> Policy:
-        body = check(r.body, S.SET_POLICY, "request")
+        body = check(
+            r.body, S.SET_ACCOUNT_POLICY if "/serviceAccounts/" in r.path else S.SET_POLICY, "request"
+        )
         policy = body["policy"]
         if policy.get("etag") and policy["etag"] != current.etag:
             raise FakeError(
@@ -344,7 +346,7 @@ class IamApi:
 
     def patch_bucket(self, r: Request, bucket: str) -> Response:
         current = self._bucket(bucket)
-        body = check(r.body, {**S.BUCKET, "name": S.F()})
+        body = check(r.body, S.BUCKET_PATCH)
         current.update({k: v for k, v in body.items() if k != "name"})
         return Response(200, dict(current))
 

@@ -59,6 +59,7 @@ class Fault:
     code: str = "InjectedFault"
     fired: list[str] = field(default_factory=list)
     each: bool = False  # fail the first request to each distinct path (any mutating method), once
+    message: str = ""  # what the error says (a quota's wording, say); a default names the request
 
     def matches(self, method: str, path: str) -> bool:
         if self.each:
@@ -102,9 +103,18 @@ class FakeServer:
         self._thread.join(timeout=10)
 
     def fail(
-        self, method: str, path: str, phase: str = "before", times: int = 1, status: int = 400, code: str = ""
+        self,
+        method: str,
+        path: str,
+        phase: str = "before",
+        times: int = 1,
+        status: int = 400,
+        code: str = "",
+        message: str = "",
     ) -> Fault:
-        fault = Fault(method, re.compile(path), phase, times, status, code or "InjectedFault")
+        fault = Fault(
+            method, re.compile(path), phase, times, status, code or "InjectedFault", message=message
+        )
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -132,7 +142,7 @@ class FakeServer:
             injected = FakeError(
                 fault.status if fault else 400,
                 fault.code if fault else "InjectedFault",
-                f"injected by the test ({request.method} {request.path})",
+                (fault.message if fault else "") or f"injected by the test ({request.method} {request.path})",
             )
             try:
                 if fault is not None and fault.phase == "before":

@@ -11,12 +11,45 @@ Check = Callable[[Any], "str | None"]  # returns what is wrong, or None
 
 @dataclass(frozen=True)
 class F:
-    """One field: `fields` for an object, `items` for a list of objects, `check` for a value."""
+    """One field: `fields` for an object, `items` for a list of objects, `check` for a value;
+    `readonly`: accepted (clients send back what they read) and ignored."""
 
     required: bool = False
     fields: Mapping[str, F] | None = None
     items: Mapping[str, F] | None = None
     check: Check | None = None  # for a map of free keys (labels, tags) too
+    readonly: bool = False
+
+
+def require(fields: Mapping[str, F], *paths: str) -> dict[str, F]:
+    """`fields` with the (dotted) `paths` required: what a service requires beyond its description."""
+    out = dict(fields)
+    for path in paths:
+        key, _, rest = path.partition(".")
+        base = out[key]
+        if rest:
+            assert base.fields is not None, path
+            out[key] = F(True, require(base.fields, rest), base.items, base.check, base.readonly)
+        else:
+            out[key] = F(True, base.fields, base.items, base.check, base.readonly)
+    return out
+
+
+def strip_readonly(body: Any, fields: Mapping[str, F]) -> Any:
+    """`body` without what is read-only in it (the service ignores those)."""
+    if not isinstance(body, Mapping):
+        return body
+    out = {}
+    for key, value in body.items():
+        spec = fields.get(key)
+        if spec is None or spec.readonly:
+            continue
+        if spec.fields is not None:
+            value = strip_readonly(value, spec.fields)
+        elif spec.items is not None and isinstance(value, list):
+            value = [strip_readonly(v, spec.items) for v in value]
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -35,6 +68,8 @@ def find_problem(body: Any, fields: Mapping[str, F], path: str = "") -> Problem 
             return Problem("unknown", f"{path}.{key}" if path else key)
     for key, spec in fields.items():
         where = f"{path}.{key}" if path else key
+        if spec.readonly:
+            continue
         if key not in body or body[key] in (None, "", [], {}):
             if spec.required:
                 return Problem("missing", where)

@@ -1,0 +1,307 @@
+"""Dask, MLflow and Spark combined on ONE virtual cluster (shared by this module's tests), and service
+discovery: a second cluster of the workspace consumes the first one's MLflow tracking server by name.
+
+Order matters: the last test replaces the provider cluster's head.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from cloudtik_jupyter import paths
+from cloudtik_jupyter.api import Cluster
+from cloudtik_jupyter.providers.virtual import state
+from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+from cloudtik_jupyter.waiting import wait_for_sync
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = {"controller_interval": 0.5, "heartbeat_interval": 0.5, "heartbeat_timeout": 5.0}
+QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+WORKER_MEMORY = 768 * 2**20
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("rt") / "home"
+    paths.ensure_private_dir(home)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLOUDTIK_HOME", str(home))
+        mp.setenv("CLOUDTIK_VIRTUAL_IDLE_EXIT", "600")
+        for key, value in QUIET.items():
+            mp.setenv(key, value)
+        try:
+            yield home
+        finally:
+            teardown_virtual(home)
+
+
+@pytest.fixture(scope="module")
+def lab(home: Path) -> Iterator[Cluster]:
+    """Spark, Dask and MLflow on one head and two workers (2 CPUs, 768 MiB each)."""
+    cluster = Cluster(
+        {
+            "from": "virtual-small",
+            "cluster_name": "lab",
+            "available_node_types": {
+                "worker": {"min_workers": 2, "max_workers": 2, "resources": {"CPU": 2, "memory": WORKER_MEMORY}}
+            },
+            "runtime": {"types": ["spark", "dask", "mlflow"], "spark": {"history_server": False, "executor_memory": "512m"}},
+            "head": FAST,
+        }
+    )
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+def cli(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CLOUDTIK_HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(
+        [sys.executable, "-m", "cloudtik_jupyter.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def dask_workers(cluster: Cluster) -> dict[str, Any]:
+    client = cluster.dask_client()
+    try:
+        return dict(client.scheduler_info(n_workers=-1)["workers"])
+    finally:
+        client.close()
+
+
+def mlflow_runs(uri: str) -> list[Any]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return list(client.search_runs(experiments)) if experiments else []
+
+
+def agent_services(cluster: Cluster, node: str) -> dict[str, int]:
+    (reply,) = cluster.exec(
+        "python3 -m cloudtik_jupyter.node.agent ctl ~/.cloudtik/node/agent status", node=node, check=True
+    )
+    return {s[0]: s[1] for s in json.loads(reply.stdout)["services"]}
+
+
+def test_links_ports_and_dask_workers_sized_from_node_resources(lab: Cluster) -> None:
+    info = lab.info()
+    links = {link.name: link.url for link in info.links}
+    head = info.head_ip
+    assert links["Dask scheduler"] == f"tcp://{head}:8786"
+    assert links["Dask dashboard"] == f"http://{head}:8787/status"
+    assert links["MLflow UI"] == links["MLflow tracking"] == lab.mlflow_tracking_uri() == f"http://{head}:5000"
+    assert links["Spark master"] == f"spark://{head}:7077"
+    with urllib.request.urlopen(links["Dask dashboard"], timeout=10) as r:  # the dashboard answers
+        assert r.status == 200
+
+    workers = wait_for_sync(
+        lambda: len(w := dask_workers(lab)) == 2 and w, timeout=60, what="2 Dask workers"
+    )
+    assert sorted(w["host"] for w in workers.values()) == sorted(info.worker_ips)
+    assert all(w["nthreads"] == 2 and w["memory_limit"] == WORKER_MEMORY for w in workers.values())
+
+    # Every runtime daemon binds the node's private address, none the wildcard.
+    ips = {head, *info.worker_ips}
+    wildcard = [
+        c
+        for c in psutil.net_connections("inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.ip in ("0.0.0.0", "::") and c.pid and _on_nodes(c.pid, ips)
+    ]
+    assert not wildcard, wildcard
+
+
+def _on_nodes(pid: int, ips: set[str]) -> bool:
+    try:
+        env = psutil.Process(pid).environ()
+    except psutil.Error:
+        return False
+    return env.get("CLOUDTIK_NODE_IP") in ips
+
+
+def test_cli_submit_dask_job_logs_mlflow_runs_from_the_workers(lab: Cluster, home: Path, tmp_path: Path) -> None:
+    job = tmp_path / "search.py"
+    job.write_text(
+        "import os, socket\n"
+        "from distributed import Client\n"
+        "client = Client()  # DASK_SCHEDULER_ADDRESS, set by cloudtik submit\n"
+        "def trial(lr):\n"
+        "    import mlflow, os\n"
+        "    with mlflow.start_run(run_name=f'lr-{lr}'):\n"
+        "        mlflow.log_param('lr', lr)\n"
+        "        mlflow.log_param('node', os.environ['CLOUDTIK_NODE_IP'])\n"
+        "        mlflow.log_metric('loss', (lr - 0.3) ** 2)\n"
+        "    return lr\n"
+        "print('TRIALS', sorted(client.gather(client.map(trial, [0.1, 0.3, 0.5, 0.7]))))\n"
+    )
+    result = cli(home, "submit", "--runtime", "dask", "lab", str(job))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "TRIALS [0.1, 0.3, 0.5, 0.7]" in result.stdout
+    runs = [r for r in mlflow_runs(lab.mlflow_tracking_uri()) if r.info.run_name.startswith("lr-")]
+    assert sorted(r.data.params["lr"] for r in runs) == ["0.1", "0.3", "0.5", "0.7"]
+    assert {r.data.params["node"] for r in runs} <= set(lab.worker_ips())
+
+    # A second submission of the same job: the same cluster, more runs (nothing left over from the first).
+    again = cli(home, "submit", "--runtime", "dask", "lab", str(job))
+    assert again.returncode == 0, again.stderr
+    assert len([r for r in mlflow_runs(lab.mlflow_tracking_uri()) if r.info.run_name.startswith("lr-")]) == 8
+
+
+def test_spark_executor_on_a_worker_logs_to_the_same_tracking_server(lab: Cluster, tmp_path: Path) -> None:
+    job = tmp_path / "spark_mlflow.py"
+    job.write_text(
+        "from pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.appName('mlflow').getOrCreate()\n"
+        "def log(_):\n"
+        "    import mlflow, os\n"
+        "    with mlflow.start_run(run_name='spark-task'):\n"
+        "        mlflow.log_param('node', os.environ['CLOUDTIK_NODE_IP'])\n"
+        "    return [1]\n"
+        "print('LOGGED', spark.sparkContext.parallelize([0], 1).mapPartitions(log).sum())\n"
+        "spark.stop()\n"
+    )
+    lines: list[str] = []
+    status = lab.submit(job, runtime="spark", on_output=lambda _n, _s, line: lines.append(line))
+    assert status == 0, "\n".join(lines[-30:])
+    (run,) = [r for r in mlflow_runs(lab.mlflow_tracking_uri()) if r.info.run_name == "spark-task"]
+    assert run.data.params["node"] in lab.worker_ips()
+
+
+def test_killed_services_are_restarted_and_reported_in_heartbeats(lab: Cluster) -> None:
+    head = lab.status().head
+    assert head is not None
+    worker = lab.status().workers[0]
+    before = agent_services(lab, head.node_id)
+    os.kill(before["mlflow-server"], signal.SIGKILL)
+    dask_pid = agent_services(lab, worker.node_id)["dask-worker"]
+    os.kill(dask_pid, signal.SIGKILL)
+
+    async def health() -> dict[str, Any]:
+        store = await lab._ctx.store(await lab._ctx.head())  # type: ignore[arg-type]
+        return {n: {p.name: (p.status.value, p.restarts) for p in ps} for n, ps in (await store.all_processes()).items()}
+
+    def restarted() -> bool:
+        rows = lab._sync(health())
+        return rows[head.node_id]["mlflow-server"] == ("running", 1) and rows[worker.node_id]["dask-worker"] == (
+            "running",
+            1,
+        )
+
+    wait_for_sync(restarted, timeout=120, what="mlflow-server and dask-worker restarted and reported running")
+    wait_for_sync(lambda: len(dask_workers(lab)) == 2, timeout=60, what="the restarted Dask worker to rejoin")
+    assert mlflow_runs(lab.mlflow_tracking_uri())  # the same database after the restart
+
+
+def test_lost_worker_node_is_replaced_and_its_dask_worker_joins(lab: Cluster, home: Path) -> None:
+    victim = lab.status().workers[0]
+    record = state.read_record(home, victim.node_id)
+    assert record is not None
+    root = psutil.Process(record.pid)
+    for proc in [root, *root.children(recursive=True)]:
+        proc.send_signal(signal.SIGKILL)
+
+    def replaced() -> bool:
+        hosts = {w["host"] for w in dask_workers(lab).values()}
+        return victim.internal_ip not in hosts and len(hosts) == 2 and hosts == set(lab.worker_ips())
+
+    wait_for_sync(replaced, timeout=150, what="the replacement worker's Dask worker to join the scheduler")
+
+
+def test_workspace_lists_published_services_and_another_cluster_consumes_them(
+    lab: Cluster, home: Path, tmp_path: Path
+) -> None:
+    shown = cli(home, "workspace", "info", "default")
+    assert shown.returncode == 0, shown.stderr
+    head = lab.info().head_ip
+    assert f"lab           mlflow-tracking   mlflow-tracking   http://{head}:5000" in shown.stdout
+    assert f"dask-scheduler    dask-scheduler    tcp://{head}:8786" in shown.stdout
+
+    consumer = Cluster(
+        {
+            "from": "virtual-small",
+            "cluster_name": "trainer",
+            "available_node_types": {"worker": {"min_workers": 0, "max_workers": 1}},
+            "runtime": {"types": ["mlflow"], "mlflow": {"from_cluster": "lab"}},
+            "head": FAST,
+        }
+    ).up()
+    try:
+        assert consumer.mlflow_tracking_uri() == lab.mlflow_tracking_uri()
+        assert not any(s.cluster == "trainer" and s.services for s in _published())  # it runs no server
+        job = tmp_path / "log.py"
+        job.write_text(
+            "import mlflow\n"
+            "with mlflow.start_run(run_name='from-trainer'):\n"
+            "    mlflow.log_metric('accuracy', 0.9)\n"
+        )
+        result = cli(home, "submit", "--runtime", "mlflow", "trainer", str(job))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert any(r.info.run_name == "from-trainer" for r in mlflow_runs(lab.mlflow_tracking_uri()))
+
+        # The provider's head is replaced (lost, then `up` again): the consumer finds the new server.
+        old = lab.status().head
+        assert old is not None
+        record = state.read_record(home, old.node_id)
+        assert record is not None
+        root = psutil.Process(record.pid)
+        for proc in [root, *root.children(recursive=True)]:
+            proc.send_signal(signal.SIGKILL)
+        wait_for_sync(lambda: lab.status().head is None, timeout=30, what="the old head to be gone")
+        lab.up()
+        new_uri = lab.mlflow_tracking_uri()
+        assert new_uri != f"http://{old.internal_ip}:5000"
+        assert consumer.mlflow_tracking_uri() == new_uri
+        result = cli(home, "submit", "--runtime", "mlflow", "trainer", str(job))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert any(r.info.run_name == "from-trainer" for r in mlflow_runs(new_uri))
+    finally:
+        consumer.down()
+    assert not any(d.cluster == "trainer" for d in _published())
+
+
+def _published() -> list[Any]:
+    from cloudtik_jupyter.api.workspace import Workspace
+
+    return Workspace("default").services()
+
+
+def test_consumer_of_a_cluster_that_publishes_nothing_fails_setup_with_the_key(home: Path) -> None:
+    result = cli(
+        home,
+        "up",
+        "-y",
+        str(_write(home.parent / "orphan.yaml", "ghost")),
+    )
+    assert result.returncode == 1
+    assert "runtime.mlflow.from_cluster: cluster 'ghost' publishes no services" in result.stderr
+    cli(home, "down", "-y", "orphan")
+
+
+def _write(path: Path, provider_cluster: str) -> Path:
+    path.write_text(
+        "from: virtual-small\n"
+        "cluster_name: orphan\n"
+        "available_node_types: {worker: {min_workers: 0}}\n"
+        f"runtime: {{types: [mlflow], mlflow: {{from_cluster: {provider_cluster}}}}}\n"
+    )
+    return path
