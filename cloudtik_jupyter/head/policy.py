@@ -9,8 +9,9 @@ The rules that matter to users:
   Nothing else lowers it: a scale-up or a replacement is never capped at the current worker count.
 - Idle release is conservative: a worker is released only when it has done nothing (`idle_for`, measured
   by the controller from CPU, shell sessions and the runtimes' own `busy` hooks) for `idle_timeout`, has
-  been up for `idle_timeout`, no scale request came within `idle_timeout`, the type has every worker it
-  asked for, and the type stays at or above `min_workers`.
+  been up for `idle_timeout`, is healthy and reporting now (not silent, not being set up or restarted),
+  no scale request came within `idle_timeout`, the type has every worker it asked for, and the type
+  stays at or above `min_workers`.
 - A worker whose heartbeats stopped gets ONE recovery attempt (bounded by the controller's recovery
   deadline); if its heartbeats are still missing afterwards, it is terminated and replaced.
 """
@@ -89,8 +90,10 @@ def _removal_order(w: WorkerView) -> tuple[int, float, int]:
     return (0 if w.status != UP else 1, -w.idle_for, -w.seq)
 
 
-def idle_eligible(w: WorkerView, idle_timeout: float) -> bool:
-    return w.status == UP and w.idle_for >= idle_timeout and w.up_for >= idle_timeout
+def idle_eligible(w: WorkerView, idle_timeout: float, heartbeat_timeout: float) -> bool:
+    """Known to be idle: reporting now (a silent worker's last report says nothing of what it does since),
+    healthy, and quiet for the idle timeout since its start."""
+    return healthy(w, heartbeat_timeout) and w.idle_for >= idle_timeout and w.up_for >= idle_timeout
 
 
 def decide(
@@ -159,8 +162,11 @@ def decide(
                 decision.launch[node_type] = target - len(alive)
         elif idle_timeout > 0 and since_request >= idle_timeout and target > lim.min_workers:
             # At full size and quiet: release workers that did nothing for the idle timeout.
+            busy_here = in_flight.union(decision.update)  # being set up or restarted: not idle
             candidates = [
-                w for w in alive if idle_eligible(w, idle_timeout) and w.node_id not in decision.update
+                w
+                for w in alive
+                if idle_eligible(w, idle_timeout, heartbeat_timeout) and w.node_id not in busy_here
             ]
             for w in sorted(candidates, key=_removal_order)[: target - lim.min_workers]:
                 reason = f"idle for {w.idle_for / 60:.1f} min"

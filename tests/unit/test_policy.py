@@ -9,7 +9,8 @@ UP = "up-to-date"
 
 
 def w(n: int, status: str = UP, **kw: object) -> WorkerView:
-    return WorkerView(node_id=f"n{n}", node_type="worker", status=status, seq=n, heartbeat_age=0.5, **kw)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"heartbeat_age": 0.5, **kw}
+    return WorkerView(node_id=f"n{n}", node_type="worker", status=status, seq=n, **fields)  # type: ignore[arg-type]
 
 
 def run(workers: list[WorkerView], desired: dict[str, int] | None = None, **kw: object):  # type: ignore[no-untyped-def]
@@ -112,6 +113,16 @@ def test_no_idle_release_near_a_start_or_a_scale_request() -> None:
     assert len(run(quiet, {"worker": 3}, idle_timeout=60.0, since_request=61.0).released) == 1
     busy = [eligible(n, idle_for=10.0) for n in (2, 3, 4)]
     assert not run(busy, {"worker": 3}, idle_timeout=60.0).terminate
+
+
+def test_workers_being_set_up_or_restarted_are_never_released_as_idle() -> None:
+    """Their last report says nothing of what they do now (found by the sequence test: a worker a new head
+    was adopting started work before it could report it, and was released as idle)."""
+    quiet = [eligible(2), eligible(3), eligible(4)]
+    assert len(run(quiet, {"worker": 3}, idle_timeout=60.0).released) == 1
+    assert not run(quiet, {"worker": 3}, idle_timeout=60.0, in_flight={"n2", "n3", "n4"}).released
+    stale = [w(n, idle_for=100.0, up_for=100.0, heartbeat_age=40.0) for n in (2, 3, 4)]
+    assert not run(stale, {"worker": 3}, idle_timeout=60.0, in_flight={"n2", "n3", "n4"}).released
 
 
 def test_a_scale_up_above_min_stands_when_no_worker_is_idle() -> None:
