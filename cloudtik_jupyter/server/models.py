@@ -86,7 +86,6 @@ class StatusOut(_Response):
     memory_total: int | None
     links: list[LinkOut]
     events: list[EventOut]
-    error: str | None = None  # what the user must act on (a half-dead head: `up` repairs it)
 
 
 class ClusterCard(_Response):
@@ -197,7 +196,6 @@ def status_out(status: ClusterStatus, base_url: str, config: ClusterConfig | Non
         memory_total=total,
         links=[link_out(link, status.name, head_ip, base_url) for link in status.links],
         events=[EventOut(at=e.at, kind=e.kind, message=e.message, node_id=e.node_id) for e in status.events],
-        error=status.error,
     )
 
 
@@ -233,6 +231,7 @@ def card(
         workspace=summary.workspace,
         phase=phase_of(status, operation, error),
         operation=operation,
+        # an operation's error, else what the status says needs action (a half-dead head: `up` repairs it)
         error=error or (status.error if status is not None else None),
         status=status_out(status, base_url, config) if status is not None else None,
     )
