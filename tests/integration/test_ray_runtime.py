@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,7 +88,11 @@ def clusters(home: Path) -> Iterator[tuple[Cluster, Cluster]]:
 
 
 def cli(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CLOUDTIK_HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "CLOUDTIK_HOME": str(home),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     return subprocess.run(
         [sys.executable, "-m", "cloudtik_jupyter.cli", *args],
         capture_output=True,
@@ -148,12 +153,16 @@ def test_ray_links_and_cli_submit_with_runs_landing_on_the_tracking_cluster(
     assert len(runs) == 4 and {r.data.params["node"] for r in runs} <= set(info.worker_ips)
 
 
-def test_killed_ray_worker_is_restarted_by_the_agent_and_rejoins(clusters: tuple[Cluster, Cluster], home: Path) -> None:
+def test_killed_ray_worker_is_restarted_by_the_agent_and_rejoins(
+    clusters: tuple[Cluster, Cluster], home: Path
+) -> None:
     _, search = clusters
     worker = search.status().workers[0]
     ray_node = alive_ray_nodes(search)[worker.internal_ip]
     (reply,) = search.exec(
-        "python3 -m cloudtik_jupyter.node.agent ctl ~/.cloudtik/node/agent status", node=worker.node_id, check=True
+        "python3 -m cloudtik_jupyter.node.agent ctl ~/.cloudtik/node/agent status",
+        node=worker.node_id,
+        check=True,
     )
     pid = next(s[1] for s in json.loads(reply.stdout)["services"] if s[0] == "ray-worker")
     os.kill(pid, signal.SIGKILL)  # `ray start --block` itself: its raylet goes with its process group
@@ -175,10 +184,19 @@ def test_killed_ray_worker_is_restarted_by_the_agent_and_rejoins(clusters: tuple
     )
 
 
-def test_ray_notebook_runs_on_the_shared_clusters(clusters: tuple[Cluster, Cluster], home: Path, tmp_path: Path) -> None:
+def test_ray_notebook_runs_on_the_shared_clusters(
+    clusters: tuple[Cluster, Cluster], home: Path, tmp_path: Path
+) -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
-    client.execute(env={**os.environ, "CLOUDTIK_HOME": str(home)}, cwd=str(tmp_path))
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    try:
+        client.execute(env={**os.environ, "CLOUDTIK_HOME": str(home)}, cwd=str(tmp_path))
+    except Exception as e:  # Ray's reason for a failed client server lives in its logs on the head
+        found = Path(tempfile.gettempdir()).glob("cloudtik-ray-*/session_latest/logs/ray_client_server*.err")
+        logs = "\n".join(f"{p}:\n{p.read_text()[-3000:]}" for p in found)
+        raise AssertionError(f"{str(e)[-3000:]}\n--- Ray client server logs ---\n{logs}") from e
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the notebook shows a plot"

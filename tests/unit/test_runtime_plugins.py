@@ -17,7 +17,9 @@ def cluster(types: list[str], **sections: dict[str, object]) -> object:
         {
             "from": "virtual-small",
             "cluster_name": "c",
-            "available_node_types": {"worker": {"min_workers": 2, "resources": {"CPU": 3, "memory": 3 * 2**30}}},
+            "available_node_types": {
+                "worker": {"min_workers": 2, "resources": {"CPU": 3, "memory": 3 * 2**30}}
+            },
             "runtime": {"types": types, **sections},
         }
     )
@@ -26,7 +28,9 @@ def cluster(types: list[str], **sections: dict[str, object]) -> object:
 def node(kind: str, tmp_path: Path, ip: str = "127.60.0.2") -> NodeInfo:
     resources = {"CPU": 3.0, "memory": float(3 * 2**30)} if kind == "worker" else {}
     secret = ensure_secret(tmp_path / "runtime_secret")
-    return NodeInfo("c", "n1", kind, kind, ip, "127.60.0.1", tmp_path / "runtime", resources, secret_file=secret)
+    return NodeInfo(
+        "c", "n1", kind, kind, ip, "127.60.0.1", tmp_path / "runtime", resources, secret_file=secret
+    )
 
 
 def specs(types: list[str], kind: str, tmp_path: Path, **sections: dict[str, object]) -> dict[str, list[str]]:
@@ -56,7 +60,9 @@ def test_daemons_bind_the_node_address_and_take_its_resources(tmp_path: Path) ->
     mlflow = head["mlflow-server"]
     assert mlflow[mlflow.index("--host") + 1] == "127.60.0.1"
     assert mlflow[mlflow.index("--backend-store-uri") + 1].startswith("sqlite:///")
-    assert mlflow[mlflow.index("--artifacts-destination") + 1] == str(tmp_path / "runtime" / "mlflow" / "artifacts")
+    assert mlflow[mlflow.index("--artifacts-destination") + 1] == str(
+        tmp_path / "runtime" / "mlflow" / "artifacts"
+    )
     ray_head, ray_worker = head["ray-head"], worker["ray-worker"]
     assert ray_head[ray_head.index("--node-ip-address") + 1] == "127.60.0.1"
     assert ray_head[ray_head.index("--dashboard-host") + 1] == "127.60.0.1"
@@ -70,7 +76,13 @@ def test_daemons_bind_the_node_address_and_take_its_resources(tmp_path: Path) ->
 
 
 def test_overrides_win_over_node_resources(tmp_path: Path) -> None:
-    worker = specs(["dask", "ray"], "worker", tmp_path, dask={"worker_threads": 1, "worker_memory": "512m"}, ray={"worker_cpus": 2})
+    worker = specs(
+        ["dask", "ray"],
+        "worker",
+        tmp_path,
+        dask={"worker_threads": 1, "worker_memory": "512m"},
+        ray={"worker_cpus": 2},
+    )
     assert worker["dask-worker"][worker["dask-worker"].index("--nthreads") + 1] == "1"
     assert "512MiB" in worker["dask-worker"]
     assert worker["ray-worker"][worker["ray-worker"].index("--num-cpus") + 1] == "2"
@@ -85,7 +97,11 @@ def test_every_service_and_job_gets_the_tracking_uri(tmp_path: Path) -> None:
 
 def test_links(tmp_path: Path) -> None:
     config = cluster(["dask", "mlflow", "ray"])
-    links = {link.name: link for runtime, cfg in enabled_runtimes(config) for link in runtime.links(cfg, "10.0.0.5")}  # type: ignore[arg-type]
+    links = {
+        link.name: link
+        for runtime, cfg in enabled_runtimes(config)
+        for link in runtime.links(cfg, "10.0.0.5")
+    }  # type: ignore[arg-type]
     assert links["Dask dashboard"].kind == "web" and links["Dask scheduler"].url == "tcp://10.0.0.5:8786"
     assert links["MLflow UI"].url == "http://10.0.0.5:5000"
     assert links["Ray client"].url == "ray://10.0.0.5:10001" and links["Ray dashboard"].kind == "web"
@@ -99,7 +115,9 @@ def test_consumer_runs_no_server_and_its_uri_comes_from_the_registry(
     monkeypatch.setenv("CLOUDTIK_HOME", str(tmp_path))
     config = cluster(["mlflow"], mlflow={"from_cluster": "tracking"})
     assert specs(["mlflow"], "head", tmp_path, mlflow={"from_cluster": "tracking"}) == {}
-    with pytest.raises(CloudtikError, match=r"runtime\.mlflow\.from_cluster: cluster 'tracking' publishes no services"):
+    with pytest.raises(
+        CloudtikError, match=r"runtime\.mlflow\.from_cluster: cluster 'tracking' publishes no services"
+    ):
         runtime_environment(config, "127.60.0.1")  # type: ignore[arg-type]
     from cloudtik_jupyter.discovery.registry import publish
 
@@ -107,7 +125,9 @@ def test_consumer_runs_no_server_and_its_uri_comes_from_the_registry(
     assert runtime_environment(config, "127.60.0.1")["MLFLOW_TRACKING_URI"] == "http://127.61.0.1:5000"  # type: ignore[arg-type]
 
 
-def test_the_proxy_may_reach_each_runtimes_web_ui_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_proxy_may_reach_each_runtimes_web_ui_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cloudtik_jupyter.server.links import declared_ports
 
     ports = declared_ports(cluster(["dask", "mlflow", "ray"]))  # type: ignore[arg-type]
@@ -118,3 +138,13 @@ def test_the_proxy_may_reach_each_runtimes_web_ui_and_nothing_else(tmp_path: Pat
 
     publish(cluster(["mlflow"]).model_copy(update={"cluster_name": "tracking"}), "127.61.0.1")  # type: ignore[attr-defined]
     assert declared_ports(cluster(["mlflow"], mlflow={"from_cluster": "tracking"})).head == set()  # type: ignore[arg-type]
+
+
+def test_ray_processes_never_restart_grpc_in_a_forked_child(tmp_path: Path) -> None:
+    """The head's client server forks one server per Ray Client connection while gRPC runs; with gRPC's
+    fork handlers on, that child crashed before exec on a loaded machine and `ray.init("ray://...")` failed."""
+    config = cluster(["ray"])
+    for kind in ("head", "worker"):
+        info = node(kind, tmp_path)
+        (service,) = [s for runtime, cfg in enabled_runtimes(config) for s in runtime.services(cfg, info)]  # type: ignore[arg-type]
+        assert service.env["GRPC_ENABLE_FORK_SUPPORT"] == "0"

@@ -30,6 +30,10 @@ HEALTH_TIMEOUT = 180.0  # Ray starts several processes; slow on a busy 2-core ma
 DEFAULT_CPUS = 1
 ADDRESS_ENV = "RAY_ADDRESS"
 QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_IMPORT_WARNING": "1"}
+# The head's client server forks a server per Ray Client connection from a process busy in gRPC; gRPC's
+# fork handlers then restart its threads in the child before exec, which crashes it (SIGSEGV) on a loaded
+# machine and fails the client's ray.init. Nothing in these processes needs gRPC across a fork.
+SERVICE_ENV = {**QUIET, "GRPC_ENABLE_FORK_SUPPORT": "0"}
 
 
 def _ray(config: BaseModel) -> RayConfig:
@@ -98,7 +102,11 @@ class RayRuntime:
             name = "ray-worker"
         # The head: its client server listens on the head's own address once the GCS is up. A worker: `ray
         # start --block` exits (and the agent restarts it) when its raylet fails to join.
-        health = HealthCheck(host=ip, port=ray.client_port, timeout=HEALTH_TIMEOUT) if node.kind == T.KIND_HEAD else None
+        health = (
+            HealthCheck(host=ip, port=ray.client_port, timeout=HEALTH_TIMEOUT)
+            if node.kind == T.KIND_HEAD
+            else None
+        )
         # A fresh session directory per start, private to this node's user (a restart leaves no old
         # sessions behind); Ray creates what is inside.
         script = 'rm -rf -- "$1" && umask 077 && mkdir -p -- "$1" && shift && exec "$@"'
@@ -106,7 +114,7 @@ class RayRuntime:
             ServiceSpec(
                 name=name,
                 argv=["/bin/sh", "-c", script, "ray", str(session), *argv],
-                env=dict(QUIET),
+                env=dict(SERVICE_ENV),
                 health=health,
                 stop_timeout=30.0,
                 max_restarts=10,  # Ray gives a node 30 s to register; a loaded machine can miss that
