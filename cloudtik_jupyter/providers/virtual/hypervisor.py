@@ -57,6 +57,7 @@ TERMINATE_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 10.0
 LOCK_WAIT = 10.0
 LISTENING_CACHE_TTL = 2.0
+DEAD_NODE_CHECK = 1.0  # at most this long between a node's crash and the end of what it left running
 
 
 def _read_line(conn: socket.socket) -> bytes:
@@ -90,9 +91,10 @@ class Hypervisor:
     # -- loop -----------------------------------------------------------------------------------
 
     def serve(self, server: socket.socket) -> None:
-        server.settimeout(min(max(self._idle_exit / 4, 0.05), 5.0))
+        server.settimeout(min(max(self._idle_exit / 4, 0.05), DEAD_NODE_CHECK))
         while self._running:
             reap_children()
+            self._take_down_dead_nodes()
             try:
                 conn, _ = server.accept()
             except TimeoutError:
@@ -101,6 +103,14 @@ class Hypervisor:
             with conn:
                 self._handle(conn, [server, conn])
             self._check_idle()
+
+    def _take_down_dead_nodes(self) -> None:
+        """A node whose root process died is a machine that crashed: what it left running (re-parented to
+        us) goes with it, as it would with a real machine, instead of living on until someone asks."""
+        dead = [r.node_id for r in state.list_records(self.home) if not state.is_alive(r)]
+        if dead:
+            with contextlib.suppress(CloudtikError):
+                self.terminate(dead)
 
     def _check_idle(self) -> None:
         if state.live_records(self.home):
