@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 from .. import paths
 from ..cluster.context import CONFIG_FILE
+from ..config.schema import NAME_PATTERN
 from .cluster import Cluster
 
 _active: ClusterPool | None = None
@@ -53,7 +55,10 @@ class ClusterPool:
 
     def get(self, source: Any) -> Cluster:
         """The warm cluster for `source` (config file or name), or a new one replacing a changed one."""
-        fresh = Cluster(source)  # resolving the config is cheap; connections are not made yet
+        warm = self._by_name(source)
+        if warm is not None:
+            return warm
+        fresh = Cluster(source)  # connections are not made yet
         stamp = _record_stamp(fresh.name)
         stale: list[_Entry] = []
         with self._lock:
@@ -65,12 +70,28 @@ class ClusterPool:
                 entry = _Entry(fresh, stamp)
                 self._entries[fresh.name] = entry
                 self._by_object[id(fresh)] = entry
-            leases = _leases.get()
-            if leases is not None:
-                entry.users += 1
-                leases.append(entry.cluster)
+            self._lease(entry)
         self._close_unused(stale)
         return entry.cluster
+
+    def _by_name(self, source: Any) -> Cluster | None:
+        """A cluster named by its (unchanged) local record needs no config loading: its record is the
+        config. Config files are always read again (they may include others)."""
+        if not isinstance(source, str) or not re.fullmatch(NAME_PATTERN, source) or os.path.exists(source):
+            return None
+        stamp = _record_stamp(source)
+        with self._lock:
+            entry = self._entries.get(source)
+            if entry is None or stamp is None or entry.stamp != stamp:
+                return None
+            self._lease(entry)
+            return entry.cluster
+
+    def _lease(self, entry: _Entry) -> None:
+        leases = _leases.get()
+        if leases is not None:
+            entry.users += 1
+            leases.append(entry.cluster)
 
     @contextlib.contextmanager
     def command(self) -> Iterator[None]:

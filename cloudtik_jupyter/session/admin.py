@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from ..errors import Timeout
+from ..waiting import wait_for_sync
 from . import place as P
 from .client import ping
 
@@ -66,12 +68,20 @@ def stop_all(home: str, timeout: float = 15.0) -> list[int]:
             continue
         with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGTERM)
-            _, alive = psutil.wait_procs([proc], timeout=timeout)
-            for straggler in alive:
-                straggler.kill()
-            psutil.wait_procs(alive, timeout=timeout)
+            if not _ended(record, timeout):
+                proc.kill()
+                _ended(record, timeout)
         stopped.append(record.pid)
     return stopped
+
+
+def _ended(record: SessionProcess, timeout: float) -> bool:
+    """Wait until the session is gone or a zombie (its parent, init, reaps it when it gets to it)."""
+    try:
+        wait_for_sync(lambda: record.process() is None, timeout=timeout, what=f"session {record.pid} to exit")
+    except Timeout:
+        return False
+    return True
 
 
 def describe(home: str) -> list[str]:

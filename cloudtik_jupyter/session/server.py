@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import logging
 import os
+import select
 import signal
 import socket
 import struct
@@ -66,34 +67,37 @@ class Session:
         self._commands: set[Command] = set()
         self._last_active = time.monotonic()
         self._stopping = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
         self._interrupt_running = True
         self.reason = ""
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     def stop(self, reason: str, *, interrupt: bool = True) -> None:
-        """Stop accepting and exit; running commands get Ctrl-C (`interrupt`) or may finish."""
+        """Stop accepting and exit; running commands get Ctrl-C (`interrupt`) or may finish. Safe from a
+        signal handler."""
         if not self._stopping.is_set():
             self.reason = reason
             self._interrupt_running = interrupt
-            log.info("stopping: %s", reason)
             self._stopping.set()
             with contextlib.suppress(OSError):
-                self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept() at once
+                os.write(self._wake_w, b"!")  # the accept loop wakes at once
 
     def serve(self) -> None:
-        self.listener.settimeout(max(min(self.idle / 4, 2.0), 0.05))
+        tick = max(min(self.idle / 4, 2.0), 0.05)
+        self.listener.setblocking(False)
         while not self._stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
+            ready, _, _ = select.select([self.listener, self._wake_r], [], [], tick)
+            if self.listener not in ready:
                 self._tick()
                 continue
-            except OSError:
-                if self._stopping.is_set():
-                    break
-                raise
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                continue  # another accept took it, or a signal came first
+            conn.setblocking(True)
             self._accept(conn)
+        log.info("stopping: %s", self.reason)
         self._shutdown()
 
     def _tick(self) -> None:
@@ -305,3 +309,5 @@ def main(listen_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches commands through their clients
     log.info("serving %s (pid %d, idle exit after %gs)", place.socket, os.getpid(), idle)
     session.serve()
+    logging.shutdown()
+    os._exit(0)  # everything is closed; tearing down the interpreter's heap only delays the exit

@@ -14,7 +14,7 @@ import psutil
 
 from cloudtik_jupyter.session.wire import MAX_FRAME, Reader, encode, send
 from cloudtik_jupyter.waiting import wait_for_sync
-from tests.session.helpers import cloudtik, handshake, place_of, ping, the_session
+from tests.session.helpers import cloudtik, handshake, ping, place_of, the_session
 
 
 def _raw(place: dict[str, Any], data: bytes) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from cloudtik_jupyter.waiting import wait_for_sync
-from tests.session.helpers import CLOUDTIK, FAST_HEAD, cloudtik, env, place_of, ping, the_session
+from tests.session.helpers import CLOUDTIK, FAST_HEAD, cloudtik, env, ping, place_of, the_session
 
 
 def _running_on(home: Path, node: str, marker: str) -> bool:

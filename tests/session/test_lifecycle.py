@@ -17,7 +17,7 @@ import pytest
 
 from cloudtik_jupyter.session.place import _code_stamp
 from cloudtik_jupyter.session.wire import Reader, send
-from tests.session.helpers import cloudtik, handshake, place_of, ping, sessions, the_session, wait_gone
+from tests.session.helpers import cloudtik, handshake, ping, place_of, sessions, the_session, wait_gone
 
 CONFIG = "from: virtual-small\ncluster_name: {name}\n"
 
