@@ -87,8 +87,8 @@ class Session:
         tick = max(min(self.idle / 4, 2.0), 0.05)
         self.listener.setblocking(False)
         while not self._stopping.is_set():
-            ready, _, _ = select.select([self.listener, self._wake_r], [], [], tick)
-            if self.listener not in ready:
+            ready, _, _ = select.select([self.listener.fileno(), self._wake_r], [], [], tick)
+            if self.listener.fileno() not in ready:
                 self._tick()
                 continue
             try:
