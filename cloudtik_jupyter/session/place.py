@@ -1,7 +1,7 @@
 """Where a user's CLI session lives and who it is (standard library only: the thin client imports it).
 
-A session serves one state dir, one install of the package (interpreter, package directory, version and
-code) and one environment (apart from the terminal's variables, sent with each command). Its files, in a
+A session serves one state dir, one install of the package (interpreter, package directory, version,
+code and installed dependencies) and one environment (apart from the terminal's variables, sent with each command). Its files, in a
 0700 directory: ``<state dir>/session/`` or, when that path is too long for a Unix socket, a private
 directory under ``$XDG_RUNTIME_DIR`` or the temp dir:
 
@@ -93,6 +93,15 @@ def _code_stamp(package: str) -> str:
     return f"{count}-{size}-{newest}-{mtimes}"
 
 
+def _site_stamp() -> int | None:
+    """Changes when anything is installed into or removed from this environment (a new dependency)."""
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    try:
+        return os.stat(os.path.join(sys.prefix, "lib", version, "site-packages")).st_mtime_ns
+    except OSError:
+        return None
+
+
 def identity(environ: dict[str, str] | None = None) -> dict[str, object]:
     """What a client and its session must share (compared whole in the handshake)."""
     env = os.environ if environ is None else environ
@@ -102,6 +111,7 @@ def identity(environ: dict[str, str] | None = None) -> dict[str, object]:
         "version": cloudtik_jupyter.__version__,
         "package": package,
         "code": _code_stamp(package),
+        "site": _site_stamp(),
         "python": sys.executable,
         "uid": os.getuid(),
         "home": state_dir(),
@@ -177,7 +187,7 @@ def session_dirs(home: str) -> list[str]:
 def current() -> Place:
     """This process's session place (files not created: see `Place.ensure`)."""
     ident = identity()
-    stable = {k: v for k, v in ident.items() if k not in ("code", "version")}  # those replace, not fork
+    stable = {k: v for k, v in ident.items() if k not in ("code", "site", "version")}  # replace, not fork
     key = f"{zlib.crc32(json.dumps(stable, sort_keys=True).encode()):08x}"
     for directory in session_dirs(str(ident["home"])):
         if len(os.path.join(directory, f"s-{key}.sock")) <= _MAX_SOCKET_PATH:
