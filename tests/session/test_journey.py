@@ -1,7 +1,7 @@
 """A user's terminal session with the CLI session on, in real `cloudtik` processes: up, status twice
 (one warm session answers), exec on the head and a worker, scale, two commands at once, Ctrl-C a long
 exec (and a client killed outright) and see the command stop on the node, a confirmation prompt on a
-terminal, bad input, down."""
+terminal, bad input, the session killed under a running command, down."""
 
 from __future__ import annotations
 
@@ -147,8 +147,19 @@ def test_a_terminal_journey_through_the_session(cloudtik_home: Path, tmp_path: P
         assert bad.returncode == code, (args, bad.stderr)
         assert bad.stdout == "" and bad.stderr.count("\n") == 1 and says in bad.stderr, (args, bad.stderr)
 
+    assert the_session(home).pid == session.pid  # one session served the whole journey so far
+
+    # The session dies under a running command: the client says so in one line (exit 1), the command
+    # stops on the node (its connection is gone), and the next command gets a new session.
+    orphaned = _long_exec(home, "1", "1234.7")
+    os.kill(session.pid, signal.SIGKILL)
+    _, err = orphaned.communicate(timeout=60)
+    assert orphaned.returncode == 1 and err.count("\n") == 1, err
+    assert err.startswith("Error: the CLI session ended while running the command"), err
+    wait_for_sync(lambda: not _running_on(home, "1", "1234.7"), timeout=30, what="the command to stop")
+    assert the_session(home).pid != session.pid
+
     down = cloudtik(home, "down", "sess", "--yes", "-q")
     assert down.returncode == 0, down.stderr
     gone = cloudtik(home, "status", "sess")
     assert gone.returncode == 2 and "no cluster named 'sess'" in gone.stderr
-    assert the_session(home).pid == session.pid  # one session served the whole journey
