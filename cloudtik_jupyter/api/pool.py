@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from typing import Any
 
 from .. import paths
 from ..cluster.context import CONFIG_FILE
-from ..config.schema import NAME_PATTERN
 from .cluster import Cluster
 
 _active: ClusterPool | None = None
@@ -77,7 +75,7 @@ class ClusterPool:
     def _by_name(self, source: Any) -> Cluster | None:
         """A cluster named by its (unchanged) local record needs no config loading: its record is the
         config. Config files are always read again (they may include others)."""
-        if not isinstance(source, str) or not re.fullmatch(NAME_PATTERN, source) or os.path.exists(source):
+        if not isinstance(source, str) or not paths.is_name(source) or os.path.exists(source):
             return None
         stamp = _record_stamp(source)
         with self._lock:
