@@ -103,6 +103,21 @@ BAD_CONFIGS: list[tuple[str, str, str]] = [
         "head.heartbeat_timeout: must be greater than heartbeat_interval (2)",
     ),
     (
+        "recovery-timeout-zero",
+        "cluster_name: rt\nfrom: virtual-small\nhead: {recovery_timeout: 0}\n",
+        "head.recovery_timeout: must be > 0, got 0",
+    ),
+    (
+        "recovery-timeout-huge",
+        "cluster_name: rt\nfrom: virtual-small\nhead: {recovery_timeout: 100000}\n",
+        "head.recovery_timeout: must be <= 600, got 100000",
+    ),
+    (
+        "idle-cpu-negative",
+        "cluster_name: rt\nfrom: virtual-small\nhead: {idle_cpu_percent: -1}\n",
+        "head.idle_cpu_percent: must be >= 0, got -1",
+    ),
+    (
         "unknown-runtime",
         "cluster_name: rt\nfrom: virtual-small\nruntime: {types: [flink]}\n",
         "runtime.types: unknown runtime 'flink' (known: dask, mlflow, ray, spark)",

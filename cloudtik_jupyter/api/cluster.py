@@ -10,6 +10,7 @@ import asyncio
 import builtins
 import random
 import shlex
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 T_ = TypeVar("T_")
 EXEC_CONCURRENCY = 32
+RECONNECT_START, RECONNECT_CAP = 0.2, 2.0  # seconds between tries to reach a restarting store
+RECONNECT_BACKLOG = 200  # events re-read after a reconnect (those newer than the last shown are shown)
 OutputCallback = Callable[[str, str, str], None]  # (node_id, stream, line)
 
 
@@ -228,22 +231,43 @@ class Cluster(RuntimeHelpers):
             yield status
 
     async def _events(self, history: int) -> AsyncIterator[ClusterEvent]:
+        """Past events, then new ones; rides out a restarting store (or head) by subscribing again."""
+        from redis.exceptions import RedisError
+
         head = await self._ctx.head()
         if head is None:
             raise CloudtikError(f"cluster {self.name!r} is not up")
-        store = await self._ctx.store(head)
-        async with store.subscribe() as changes:
-            seen = 0.0
-            for event in await store.events(history):
-                seen = event.time
-                yield ClusterEvent(event.time, event.kind, event.message, event.node_id)
-            async for change in changes:
-                if change.kind != ChangeKind.EVENT:
-                    continue
-                for event in await store.events(50):
-                    if event.time > seen:
-                        seen = event.time
-                        yield ClusterEvent(event.time, event.kind, event.message, event.node_id)
+        seen: float | None = None
+        backoff, lost = RECONNECT_START, False
+        while True:
+            try:
+                store = await self._ctx.store(head)
+                async with store.subscribe() as changes:
+                    backlog = await store.events(history if seen is None else RECONNECT_BACKLOG)
+                    if lost:
+                        yield ClusterEvent(time.time(), "monitor", "reconnected to the head's state store")
+                        backoff, lost = RECONNECT_START, False
+                    for event in backlog:
+                        if seen is None or event.time > seen:
+                            seen = event.time
+                            yield ClusterEvent(event.time, event.kind, event.message, event.node_id)
+                    seen = seen if seen is not None else 0.0
+                    async for change in changes:
+                        if change.kind != ChangeKind.EVENT:
+                            continue
+                        for event in await store.events(50):
+                            if event.time > seen:
+                                seen = event.time
+                                yield ClusterEvent(event.time, event.kind, event.message, event.node_id)
+            except (RedisError, OSError, CloudtikError) as exc:
+                if not lost:
+                    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    message = f"lost the head's state store ({why}); reconnecting"
+                    yield ClusterEvent(time.time(), "monitor", message)
+                    lost = True
+                await asyncio.sleep(backoff)  # backoff between reconnects, not synchronisation
+                backoff = min(backoff * 2, RECONNECT_CAP)
+                head = await self._ctx.head() or head  # a re-`up` may have replaced it
 
     async def events_async(self, *, history: int = 20) -> AsyncIterator[ClusterEvent]:
         """The last `history` controller/agent events, then new ones as they happen (`cloudtik monitor`)."""

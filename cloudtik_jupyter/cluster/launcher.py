@@ -10,22 +10,29 @@ import asyncio
 import contextlib
 import hashlib
 import shutil
+from collections.abc import Mapping
+from pathlib import Path
 
 from .. import paths
 from ..errors import CloudtikError, ConfigError
+from ..head.identity import IDENTITY_FILE, HeadIdentity, recovered_identity
 from ..providers import tags as T
 from ..providers.base import NodeSpec
 from ..providers.tags import NodeStatus
 from ..runtimes.secret import SECRET_FILE, ensure_secret
 from ..waiting import wait_for
 from .context import ClusterContext, NodeRef
+from .health import head_problem
+from .identity_record import remember_identity
 from .live import fetch_store_credentials
 from .progress import ProgressEvent, ProgressSink, ignore_progress
 from .updater import NODE_STATE, needs_update, plan_for, update_node
 
 HEAD_SEQ = 1
 WAIT_FOR_WORKERS_SECONDS = 900.0
+HEAD_REPAIR_TIMEOUT = 60.0
 CLIENT_KEY_FILE = "client_key.pub"
+HEAD_KEY_FILE = "head_key"  # the head's key for the workers (node/start.py reads it on the head)
 
 
 def node_spec(ctx: ClusterContext, node_type: str) -> NodeSpec:
@@ -49,12 +56,32 @@ def launch_tags(ctx: ClusterContext, node_type: str, kind: str, seq: int) -> dic
     )
 
 
-async def launch_node(ctx: ClusterContext, node_type: str, kind: str, seq: int) -> str:
+async def launch_node(
+    ctx: ClusterContext, node_type: str, kind: str, seq: int, extra: Mapping[str, str] | None = None
+) -> str:
     spec = node_spec(ctx, node_type)
-    (node_id,) = await asyncio.to_thread(
-        ctx.provider.create_nodes, spec, launch_tags(ctx, node_type, kind, seq), 1
-    )
+    tags = {**launch_tags(ctx, node_type, kind, seq), **(extra or {})}
+    (node_id,) = await asyncio.to_thread(ctx.provider.create_nodes, spec, tags, 1)
     return node_id
+
+
+def head_node_files(ctx: ClusterContext) -> dict[str, Path]:
+    """Files the head's setup copies beside its config: the user's public key (accepted by workers), the
+    head's own key for the workers (kept here, so a new head after a crash is still accepted by them), the
+    runtime secret, and what the client remembers of the head's identity (seq high-water mark, desired counts)."""
+    from ..ssh.keys import ensure_keypair
+
+    client_key = ctx.dir / CLIENT_KEY_FILE
+    paths.write_private(client_key, ctx.public_key() + "\n")
+    ensure_keypair(ctx.dir / HEAD_KEY_FILE)
+    files = {
+        CLIENT_KEY_FILE: client_key,
+        HEAD_KEY_FILE: ctx.dir / HEAD_KEY_FILE,
+        SECRET_FILE: ensure_secret(ctx.dir / SECRET_FILE),  # the runtimes' key (Spark authentication)
+    }
+    if (ctx.dir / IDENTITY_FILE).exists():
+        files[IDENTITY_FILE] = ctx.dir / IDENTITY_FILE
+    return files
 
 
 async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progress) -> NodeRef:
@@ -67,10 +94,7 @@ async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progr
         head = await ctx.head()
         assert head is not None, "provider lost the head it just created"
     if needs_update(head, plan_for(ctx.config, T.KIND_HEAD)):
-        client_key = ctx.dir / CLIENT_KEY_FILE
-        paths.write_private(client_key, ctx.public_key() + "\n")
-        files = {CLIENT_KEY_FILE: client_key, SECRET_FILE: ensure_secret(ctx.dir / SECRET_FILE)}
-        await update_node(ctx, head, None, progress=progress, node_files=files)
+        await update_node(ctx, head, None, progress=progress, node_files=head_node_files(ctx))
         await asyncio.to_thread(
             ctx.provider.set_node_tags, head.node_id, {T.CONFIG_DIGEST: config_digest(ctx)}
         )
@@ -79,11 +103,29 @@ async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progr
         await fetch_store_credentials(ctx, head)
         store = await ctx.store(head)
         await store.request_reconcile("cluster config updated")  # the controller picks it up now
+        await remember_identity(ctx, store)
         return head
-    progress(ProgressEvent("up-to-date", "already up-to-date", head.node_id, head.kind))
     await fetch_store_credentials(ctx, head)
+    problem = await head_problem(ctx, head)
+    if problem is not None:
+        progress(ProgressEvent("repair", f"{problem}; repairing the head", head.node_id, head.kind))
+        await repair_head(ctx, head, progress)
+    else:
+        progress(ProgressEvent("up-to-date", "already up-to-date", head.node_id, head.kind))
     await push_config(ctx, head, progress)
+    await remember_identity(ctx, await ctx.store(head))
     return head
+
+
+async def repair_head(ctx: ClusterContext, head: NodeRef, progress: ProgressSink) -> None:
+    """Restart the head's agent and services (its setup is current), then check it again."""
+    await update_node(ctx, head, None, progress=progress, node_files=head_node_files(ctx), start_only=True)
+    await fetch_store_credentials(ctx, head)
+
+    async def healthy() -> bool:
+        return await head_problem(ctx, head) is None
+
+    await wait_for(healthy, timeout=HEAD_REPAIR_TIMEOUT, what="the repaired head to report", max_interval=0.1)
 
 
 def config_digest(ctx: ClusterContext) -> str:
@@ -150,19 +192,27 @@ async def up(
     ctx.provider  # noqa: B018 -- the provider section is judged before anything is recorded
     ctx.save_record()
     ctx.public_key()  # generate the cluster key before anything is launched with it
-    await ensure_head(ctx, progress)
+    head = await ensure_head(ctx, progress)
     if with_workers:
         store_desired = await current_desired(ctx)
         await wait_for_workers(ctx, store_desired, progress=progress)
+        await remember_identity(ctx, await ctx.store(head))
 
 
 async def current_desired(ctx: ClusterContext) -> dict[str, int]:
-    """Desired worker counts: the config's minimums, raised by scale requests recorded on the head."""
+    """Desired worker counts: the config's minimums, raised by scale requests recorded on the head. A new
+    head whose controller has not restored its predecessor's requests yet: what it will restore."""
     want = {t: nt.min_workers for t, nt in ctx.config.worker_types().items()}
-    head = await ctx.head()
+    nodes = await ctx.nodes()
+    head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
     if head is not None:
         store = await ctx.store(head)
-        for node_type, count in (await store.desired()).items():
+        wanted = await store.desired_state()
+        counts = wanted.counts
+        if wanted.version == 0:  # the same inputs the controller restores from (head/identity.py)
+            workers = [n.tags for n in nodes if n.kind == T.KIND_WORKER]
+            counts = recovered_identity(HeadIdentity.load(ctx.dir / IDENTITY_FILE), workers).desired
+        for node_type, count in counts.items():
             if node_type in want:
                 want[node_type] = count
     return want
@@ -236,6 +286,8 @@ async def scale(
         raise ConfigError("", f"cluster {ctx.name!r} is not up")
     store = await ctx.store(head)
     await store.set_desired(desired)
+    await remember_identity(ctx, store)
     progress(ProgressEvent("scale", ", ".join(f"{t}: {n} workers requested" for t, n in desired.items())))
     if wait:
         await wait_for_workers(ctx, desired, progress=progress, timeout=timeout)
+        await remember_identity(ctx, store)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from ..errors import CloudtikError, HostKeyChanged
 from ..providers import tags as T
 from .context import ClusterContext, NodeRef
+from .health import head_problem
+from .identity_record import remember_identity
 
 if TYPE_CHECKING:
     from ..state.records import MetricSample, NodeMetrics
@@ -57,8 +59,9 @@ class ClusterStatus:
     workers_desired: int = 0
     links: list[ServiceLink] = field(default_factory=list)
     events: list[ClusterEvent] = field(default_factory=list)
-    # What the user must act on, which the nodes' rows cannot say: e.g. the head presenting another SSH
-    # host key than the one pinned (both fingerprints named). None when all is well.
+    # What the user must act on, which the nodes' rows cannot say: the head presenting another SSH host key
+    # than the one pinned (both fingerprints named), a half-dead head (`up` repairs it), workers without a
+    # head. None when all is well.
     error: str | None = None
 
     @property
@@ -134,12 +137,19 @@ async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterSta
             beats = await store.heartbeat_times()
             metrics = await store.all_metrics()
             histories = await store.histories(n.node_id for n in nodes)
-            desired.update({t: n for t, n in (await store.desired()).items() if t in desired})
+            wanted = await store.desired_state()
+            desired.update({t: n for t, n in wanted.counts.items() if t in desired})
             recent = [ClusterEvent(e.time, e.kind, e.message, e.node_id) for e in await store.events(events)]
+            await remember_identity(ctx, store, wanted)
         except HostKeyChanged as exc:
             error = str(exc)  # not "no heartbeat": something else may be answering at the head's address
         except (CloudtikError, OSError, RedisError):
-            pass  # the head's store is unreachable: show what the provider knows
+            pass  # the head's store is unreachable: show what the provider knows (head_problem says so)
+        problem = None if error else await head_problem(ctx, head, beats.get(head.node_id))
+        if problem is not None:  # a half-dead head is an error, never "up-to-date"
+            error = f"{problem}; run `cloudtik up` to repair it"
+    elif head is None and nodes:
+        error = "the head is gone; run `cloudtik up` to start a new one (it adopts the workers)"
     return ClusterStatus(
         name=ctx.name,
         provider=ctx.config.provider.type,

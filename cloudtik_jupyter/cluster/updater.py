@@ -136,25 +136,31 @@ async def update_node(
     progress: ProgressSink = ignore_progress,
     wait_for_ssh: float = WAIT_FOR_SSH_SECONDS,
     node_files: dict[str, Path] | None = None,
+    start_only: bool = False,
 ) -> None:
     """Run the node's plan; on failure the node is tagged update-failed and the error re-raised.
 
     `node_files` (name -> local file) are copied into the node's state dir beside the cluster config.
+    `start_only` restarts a node whose setup is current (recovery, a new head adopting it): files and
+    start commands only, and its tags stay up-to-date unless it succeeds (the caller handles failure).
     """
     plan = plan_for(ctx.config, node.kind)
     target = ctx.target(node, head)
     runner = ctx.runner  # the node's commands run here: on the node, or in its container
     say = lambda phase, msg: progress(ProgressEvent(phase, msg, node.node_id, node.kind))  # noqa: E731
+    done_tags = {T.LAUNCH_HASH: plan.launch_hash, **({T.HEAD_ID: head.node_id} if head else {})}
     try:
-        await _set_status(ctx, node, NodeStatus.WAITING_FOR_SSH)
+        if not start_only:
+            await _set_status(ctx, node, NodeStatus.WAITING_FOR_SSH)
         say("ssh", f"waiting for SSH on {target.host}:{target.port}")
         await runner.wait_for_ssh(target, timeout=wait_for_ssh)
-        await _set_status(ctx, node, NodeStatus.SETTING_UP)
+        if not start_only:
+            await _set_status(ctx, node, NodeStatus.SETTING_UP)
         files = {"cluster.yaml": ctx.config_file, **(node_files or {})}
         await asyncio.gather(
             *(runner.upload(target, local, f"{NODE_STATE}/{name}") for name, local in files.items())
         )
-        if plan.initialization:  # always on the node itself: they prepare it (e.g. install Docker)
+        if plan.initialization and not start_only:  # on the node itself: they prepare it (e.g. Docker)
             say("initialization", f"running {len(plan.initialization)} initialization command(s)")
             await _run_with_retries(
                 ctx.ssh, ctx, node, head, plan.initialization, INIT_TRIES, "initialization", progress
@@ -164,21 +170,23 @@ async def update_node(
         )
         if prepared:
             say("container", prepared)
-        for remote, local in plan.file_mounts.items():
-            say("file-mounts", f"syncing {local} -> {remote}")
-            await runner.upload(target, Path(local), remote)
+        if not start_only:
+            for remote, local in plan.file_mounts.items():
+                say("file-mounts", f"syncing {local} -> {remote}")
+                await runner.upload(target, Path(local), remote)
         for phase, commands, tries in (
-            ("setup", plan.setup, SETUP_TRIES),
+            ("setup", [] if start_only else plan.setup, SETUP_TRIES),
             ("start", [*plan.start, NODE_START_COMMAND], START_TRIES),
         ):
             if commands:
                 say(phase, f"running {len(commands)} {phase} command(s)")
                 await _run_with_retries(runner, ctx, node, head, commands, tries, phase, progress)
-        await _set_status(ctx, node, NodeStatus.UP_TO_DATE, **{T.LAUNCH_HASH: plan.launch_hash})
+        await _set_status(ctx, node, NodeStatus.UP_TO_DATE, **done_tags)
         say("up-to-date", "up-to-date")
     except asyncio.CancelledError:
         raise  # interrupted: the tags say where it stopped; re-running converges
     except CloudtikError as exc:
-        await _set_status(ctx, node, NodeStatus.UPDATE_FAILED)
+        if not start_only:
+            await _set_status(ctx, node, NodeStatus.UPDATE_FAILED)
         say("failed", str(exc))
         raise

@@ -28,5 +28,7 @@ MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # controller_interval
 MIN_HEARTBEAT, MAX_HEARTBEAT = 0.1, 60.0  # heartbeat_interval
 MIN_HEARTBEAT_TIMEOUT, MAX_HEARTBEAT_TIMEOUT = 1.0, 3600.0
 MAX_IDLE_MINUTES = 7 * 24 * 60.0
+MAX_RECOVERY_TIMEOUT = 600.0  # head.recovery_timeout
+MAX_CPU_PERCENT = 100.0 * 1024  # head.idle_cpu_percent: percent of one core, summed over a node's processes
 MAX_TRIES = 100  # max_update_tries, max_failed_launches
 MAX_RESOURCE = 1e15  # a node type's resource amount (CPU count, memory bytes, ...)

@@ -118,6 +118,12 @@ class HeadConfig(_Model):
     controller_interval: float = Field(default=5.0, ge=L.MIN_INTERVAL, le=L.MAX_INTERVAL)
     heartbeat_interval: float = Field(default=1.0, ge=L.MIN_HEARTBEAT, le=L.MAX_HEARTBEAT)
     heartbeat_timeout: float = Field(default=30.0, ge=L.MIN_HEARTBEAT_TIMEOUT, le=L.MAX_HEARTBEAT_TIMEOUT)
+    # One recovery attempt of a silent worker (SSH + restarting its agent) gets this long; a worker still
+    # silent after it is replaced. Silent worker -> replacement launched: heartbeat_timeout + this.
+    recovery_timeout: float = Field(default=10.0, gt=0, le=L.MAX_RECOVERY_TIMEOUT)
+    # A worker is busy (never released as idle) while its other processes use more CPU than this (percent
+    # of one core, summed over processes), a shell session is open on it, or a runtime says it runs tasks.
+    idle_cpu_percent: float = Field(default=5.0, ge=0, le=L.MAX_CPU_PERCENT)
     # A worker whose setup (or recovery) failed this many times is terminated and replaced ...
     max_update_tries: int = Field(default=3, ge=1, le=L.MAX_TRIES)
     # ... and after this many such workers of one type in a row, replacing stops until the config or a

@@ -14,14 +14,15 @@ from ..errors import CloudtikError
 
 
 def main() -> int:
+    from ..node.keeper import keeper_pid
     from ..node.start import AGENT_DIR, agent_pid, stop_agent
 
     run_dir = paths.node_state_dir() / AGENT_DIR
-    pid = agent_pid(run_dir)
+    pid = agent_pid(run_dir) or keeper_pid(run_dir)
     if pid is None:
         return 0
     try:
-        asyncio.run(stop_agent(run_dir, pid))
+        asyncio.run(stop_agent(run_dir))
     except CloudtikError as exc:
         print(f"error: cannot stop the node agent (pid {pid}): {exc}", file=sys.stderr)
         return 1

@@ -80,7 +80,8 @@ COMMANDS: tuple[Command, ...] = (
         "status",
         "cluster",
         "nodes, heartbeats, cpu and memory of a cluster",
-        "The cluster's nodes and their state. In a notebook: a live view (--once: a snapshot).",
+        "The cluster's nodes and their state; exits 1 when the cluster needs action (a half-dead head: "
+        "`up` repairs it). In a notebook: a live view (--once: a snapshot).",
         args=(CLUSTER,),
         opts=(
             Opt("once", ("--once",), "a ClusterStatus snapshot instead of the live view", fronts=MAGIC_ONLY),

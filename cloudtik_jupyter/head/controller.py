@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from .. import paths
 from ..cluster.context import ClusterContext, NodeRef
 from ..cluster.launcher import launch_node
@@ -26,20 +28,22 @@ from ..cluster.updater import plan_for, update_node
 from ..concurrency import gather_bounded
 from ..config import load_config
 from ..config.schema import ClusterConfig
-from ..errors import CloudtikError
+from ..errors import CloudtikError, NodeUnreachable
 from ..node.start import CLIENT_KEY_FILE, HEAD_KEY_FILE, REDIS_DIR
 from ..providers import tags as T
 from ..runtimes.secret import SECRET_FILE
 from ..state.acl import grant_node, revoke_node
 from ..state.endpoints import RedisEndpoints
 from ..state.records import ChangeKind, NodeRecord
-from ..state.store import NodeHealth, StateStore
-from .policy import Decision, TypeLimits, WorkerView, decide
+from ..state.store import StateStore
+from .identity import IDENTITY_FILE, desired_tag, reservation, restore_identity, tag_identity, write_tags
+from .observe import Observations
+from .policy import Decision, TypeLimits, WorkerView, decide, healthy
 
 log = logging.getLogger("cloudtik.controller")
 
-BUSY_CPU_PERCENT = 5.0  # a node whose services use more than this is not idle
-SERVICE_FAILED_GRACE = 10.0  # seconds a service may stay failed (the agent restarting it) before recovery
+ADOPT_TIMEOUT = 60.0  # restarting the agent of a worker set up under a previous head
+SETUP_SSH_WAIT = 120.0  # a new worker's SSH may take this long to come up (cloud VMs boot slowly)
 LAUNCH_CONCURRENCY = 16  # provider calls at a time, whatever the count asked for
 UPDATE_CONCURRENCY = 32  # workers being set up (SSH sessions from the head) at a time
 
@@ -48,12 +52,11 @@ UPDATE_CONCURRENCY = 32  # workers being set up (SSH sessions from the head) at 
 class Memory:
     """What the controller remembers between ticks (rebuilt harmlessly after a restart)."""
 
-    up_since: dict[str, float] = field(default_factory=dict)
-    busy_at: dict[str, float] = field(default_factory=dict)
-    failed_since: dict[tuple[str, str], float] = field(default_factory=dict)
+    seen: Observations = field(default_factory=Observations)
     updates: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     rows: dict[str, NodeRecord] | None = None  # the node table as this controller last wrote it
     failed_in_a_row: dict[str, int] = field(default_factory=dict)  # node type -> workers retired as broken
+    tagged_version: int = -1  # desired-count version last written into worker tags
 
 
 class Controller:
@@ -101,13 +104,13 @@ class Controller:
     # -- the loop -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.store.add_event("controller-started", f"controller started (pid {os.getpid()})")
+        await self._event("controller-started", f"controller started (pid {os.getpid()})")
         listener = asyncio.create_task(self._listen())
         try:
             while not stop.is_set():
                 try:
                     await self.tick()
-                except CloudtikError as exc:
+                except (CloudtikError, RedisError, OSError) as exc:  # Redis restarting: next tick retries
                     log.warning("tick failed: %s", exc)
                     await self._event("controller-error", str(exc))
                 self.wake.clear()
@@ -145,45 +148,88 @@ class Controller:
         nodes = await self.ctx.nodes()
         head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
         workers = [n for n in nodes if n.kind == T.KIND_WORKER]
-        if self.memory.rows is None:  # once per start: what a previous controller left
+        if self.memory.rows is None:  # once per start: what a previous controller (or head) left
+            restored = await restore_identity(self.store, self.state_dir / IDENTITY_FILE, workers)
+            if restored:
+                await self._event("identity-restored", restored)
             self.memory.rows = {r.node_id: r for r in await self.store.nodes()}
         await self._sync_records(nodes, self.memory.rows)
-        beats, health = await asyncio.gather(self.store.heartbeat_times(), self.store.all_health())
-        mono = time.monotonic()
-        views = [self._view(w, beats.get(w.node_id), health.get(w.node_id), now, mono) for w in workers]
-        desired = await self.store.desired()
+        beats, health, wanted, tries = await asyncio.gather(
+            self.store.heartbeat_times(),
+            self.store.all_health(),
+            self.store.desired_state(),
+            self.store.update_tries(),
+        )
+        views = self.memory.seen.views(
+            workers, head, beats, health, now, worker_hash=self.worker_hash, config=self.config.head
+        )
+        tries = await self._clear_tries_of_healthy(views, tries)
         in_flight = {n for n, t in self.memory.updates.items() if not t.done()}
+        requested = wanted.now - wanted.requested_at if wanted.requested_at is not None else float("inf")
         decision = decide(
             self.limits,
-            desired,
+            wanted.counts,
             views,
-            update_tries=await self.store.update_tries(),
+            update_tries=tries,
             in_flight=in_flight,
             heartbeat_timeout=self.config.head.heartbeat_timeout,
             idle_timeout=self.config.idle_timeout_minutes * 60,
             max_update_tries=self.config.head.max_update_tries,
             suspended=self._suspended(),
+            since_request=requested,
         )
-        if any(decision.desired[t] < desired.get(t, 0) for t in decision.desired):
-            await self.store.set_desired(decision.desired)  # idle workers released: lower the request
+        await self._release(decision, wanted.counts, {v.node_id: v.node_type for v in views})
         by_id = {w.node_id: w for w in workers}
         await self._count_failures(decision, by_id)
         await self._terminate(decision.terminate)
         for node_type in self._suspended():  # including types whose workers broke in this very tick
             decision.launch.pop(node_type, None)
+        views_by_id = {v.node_id: v for v in views}
         for node_id in decision.update:
-            node = by_id[node_id]
-            recovering = (
-                node.status == T.NodeStatus.UP_TO_DATE.value
-                and node.tags.get(T.LAUNCH_HASH) == self.worker_hash
-            )
-            await self._start_update(node, head, recovering=recovering)
+            node, view = by_id[node_id], views_by_id[node_id]
+            restart = node.status == T.NodeStatus.UP_TO_DATE.value and not view.stale
+            await self._start_update(node, head, restart=restart, adopt=view.adopt)
         await self._launch(decision.launch, head)
+        kept = [w for w in workers if w.node_id not in decision.terminate]
+        self.memory.tagged_version = await tag_identity(
+            self.store, self.ctx.provider, kept, self.memory.tagged_version
+        )
         return decision
 
     def _suspended(self) -> frozenset[str]:
         limit = self.config.head.max_failed_launches
         return frozenset(t for t, n in self.memory.failed_in_a_row.items() if n >= limit)
+
+    async def _clear_tries_of_healthy(self, views: list[WorkerView], tries: dict[str, int]) -> dict[str, int]:
+        """Tries count attempts since the node was last healthy: a heartbeating, healthy node starts over."""
+        timeout = self.config.head.heartbeat_timeout
+        in_flight = {n for n, t in self.memory.updates.items() if not t.done()}
+        for v in views:
+            if tries.get(v.node_id) and v.node_id not in in_flight and healthy(v, timeout):
+                await self.store.clear_update_tries(v.node_id)
+                del tries[v.node_id]
+        return tries
+
+    async def _release(self, decision: Decision, requested: dict[str, int], types: dict[str, str]) -> None:
+        """Lower each request by the idle workers released; a request that changed meanwhile wins."""
+        by_type: dict[str, list[str]] = {}
+        for node_id in decision.released:
+            by_type.setdefault(types[node_id], []).append(node_id)
+        for node_type, ids in by_type.items():
+            before = requested.get(node_type)
+            after = decision.desired[node_type]
+            if await self.store.release_desired(node_type, before, after):
+                reasons = "; ".join(f"{n}: {decision.released[n]}" for n in ids)
+                await self._event(
+                    "idle-release",
+                    f"released {len(ids)} idle {node_type} worker(s) ({reasons}); "
+                    f"desired {node_type} {before if before is not None else '-'} -> {after}",
+                )
+            else:  # a scale request landed mid-tick: keep everything; the next tick decides again
+                for node_id in ids:
+                    decision.terminate.pop(node_id, None)
+                    decision.released.pop(node_id, None)
+                self.wake.set()
 
     async def _count_failures(self, decision: Decision, by_id: dict[str, NodeRef]) -> None:
         for node_id in decision.broken:
@@ -198,38 +244,6 @@ class Controller:
                     f"{count} {node.node_type} workers in a row failed setup; not replacing them until the "
                     "config changes or a scale request comes",
                 )
-
-    def _view(
-        self, w: NodeRef, beat: float | None, health: NodeHealth | None, now: float, mono: float
-    ) -> WorkerView:
-        memory = self.memory
-        node_id = w.node_id
-        if w.status == T.NodeStatus.UP_TO_DATE.value:
-            up_since = memory.up_since.setdefault(node_id, mono)
-        else:
-            memory.up_since.pop(node_id, None)
-            up_since = mono
-        if health is None or health.busiest_cpu > BUSY_CPU_PERCENT or node_id not in memory.busy_at:
-            memory.busy_at[node_id] = mono
-        failed = []
-        for name in health.failed if health else ():
-            since = memory.failed_since.setdefault((node_id, name), mono)
-            if mono - since > SERVICE_FAILED_GRACE:
-                failed.append(name)
-        if memory.failed_since and not (health and health.failed):
-            for key in [k for k in memory.failed_since if k[0] == node_id]:
-                del memory.failed_since[key]
-        return WorkerView(
-            node_id=node_id,
-            node_type=w.node_type,
-            status=w.status,
-            seq=w.seq,
-            heartbeat_age=now - beat if beat is not None else None,
-            up_for=mono - up_since,
-            failed_services=tuple(failed),
-            idle_for=mono - memory.busy_at[node_id],
-            stale=w.tags.get(T.LAUNCH_HASH) != self.worker_hash,
-        )
 
     async def _sync_records(self, nodes: list[NodeRef], records: dict[str, NodeRecord]) -> None:
         """Mirror provider state into the node table; drop rows of nodes the provider no longer has."""
@@ -254,13 +268,11 @@ class Controller:
                 )
 
     def _forget(self, node_id: str) -> None:
-        self.memory.up_since.pop(node_id, None)
-        self.memory.busy_at.pop(node_id, None)
-        for key in [k for k in self.memory.failed_since if k[0] == node_id]:
-            del self.memory.failed_since[key]
+        self.memory.seen.forget(node_id)
         task = self.memory.updates.pop(node_id, None)
         if task is not None:
             task.cancel()
+        self.ctx.ssh.drop(node_id)
         self.ctx.runner.host_keys.forget(node_id)
 
     async def _terminate(self, reasons: dict[str, str]) -> None:
@@ -276,55 +288,101 @@ class Controller:
             await self.store.clear_update_tries(node_id)
             await self._event("node-terminated", f"terminated {node_id}: {why}", node_id)
 
+    # -- launching and setting up -------------------------------------------------------------
+
     async def _launch(self, counts: dict[str, int], head: NodeRef | None) -> None:
         if head is None or not counts:
             return
-        floor = max((n.seq for n in await self.ctx.nodes()), default=1)
-        await self.store.ensure_seq_at_least(floor)
+        nodes = await self.ctx.nodes()
+        counter = await self.store.ensure_seq_at_least(max((n.seq for n in nodes), default=1))
+        workers = [(n.node_id, n.node_type, n.tags) for n in nodes if n.kind == T.KIND_WORKER]
+        await write_tags(self.ctx.provider, reservation(workers, counter + sum(counts.values())))
+        wanted = await self.store.desired_state()
 
         async def one(node_type: str) -> None:
             seq = await self.store.next_seq_id()
-            node_id = await launch_node(self.ctx, node_type, T.KIND_WORKER, seq)
+            extra = {T.SEQ_HWM: str(seq)}
+            if node_type in wanted.counts:
+                extra[T.DESIRED] = desired_tag(wanted.counts[node_type], wanted.version)
+            node_id = await launch_node(self.ctx, node_type, T.KIND_WORKER, seq, extra)
             await self._event("node-launched", f"launched worker {node_id} ({node_type}, seq {seq})", node_id)
             refs = await self.ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
             node = next((r for r in refs if r.node_id == node_id), None)
             if node is not None:
-                await self._start_update(node, head, recovering=False)
+                await self._start_update(node, head, restart=False, adopt=False)
 
         # Batched: a request for thousands of workers makes at most LAUNCH_CONCURRENCY calls at a time.
-        wanted = (t for t, n in counts.items() for _ in range(n))
-        await gather_bounded(one, wanted, LAUNCH_CONCURRENCY, keep_going=False)
+        types = (t for t, n in counts.items() for _ in range(n))
+        await gather_bounded(one, types, LAUNCH_CONCURRENCY, keep_going=False)
 
-    async def _start_update(self, node: NodeRef, head: NodeRef | None, *, recovering: bool) -> None:
+    async def _start_update(self, node: NodeRef, head: NodeRef | None, *, restart: bool, adopt: bool) -> None:
         current = self.memory.updates.get(node.node_id)
         if current is not None and not current.done():
             return
-        if recovering:
+        if restart:  # one try per attempt, counted when it starts (a crash mid-attempt still counts)
             tries = await self.store.add_update_try(node.node_id)
-            await self._event("node-recovering", f"recovering {node.node_id} (try {tries})", node.node_id)
-        self.memory.updates[node.node_id] = asyncio.create_task(self._update(node, head))
+            if adopt:
+                previous = node.tags.get(T.HEAD_ID, "?")
+                message = f"adopting {node.node_id} (set up by head {previous})"
+                await self._event("node-adopting", message, node.node_id)
+            else:
+                await self._event("node-recovering", f"recovering {node.node_id} (try {tries})", node.node_id)
+        # A silent node gets `recovery_timeout`; a node set up under the previous head is most likely
+        # healthy, just reporting to a dead store: give its agent's restart time to finish.
+        deadline = self.config.head.recovery_timeout
+        deadline = max(deadline, ADOPT_TIMEOUT) if adopt else deadline
+        self.memory.updates[node.node_id] = asyncio.create_task(
+            self._update(node, head, deadline if restart else None)
+        )
 
-    async def _update(self, node: NodeRef, head: NodeRef | None) -> None:
+    async def _update(self, node: NodeRef, head: NodeRef | None, restart: float | None) -> None:
+        """Set the node up (`restart` None) or restart its agent within `restart` seconds."""
         redis = self.state_dir / REDIS_DIR
         try:
             files = {
                 f"{REDIS_DIR}/endpoints.json": redis / "endpoints.json",
-                # The worker's own restricted Redis user, never the admin password (state/acl.py).
+                # The worker's own restricted Redis user, never the admin password (state/acl.py); an
+                # adopted worker gets its user made in the new head's store here.
                 f"{REDIS_DIR}/password": await grant_node(self.store, redis, node.node_id),
                 SECRET_FILE: self.state_dir / SECRET_FILE,  # the runtimes' key (Spark authentication)
             }
-            async with self._update_slots:
-                await update_node(self.ctx, node, head, node_files=files, wait_for_ssh=120)
+            async with self._update_slots:  # a restart's deadline starts once it has a slot
+                if restart is not None:
+                    await self._restart(node, head, files, restart)
+                else:
+                    await update_node(self.ctx, node, head, node_files=files, wait_for_ssh=SETUP_SSH_WAIT)
         except CloudtikError as exc:
-            tries = await self.store.add_update_try(node.node_id)
-            await self._event(
-                "node-update-failed", f"{node.node_id}: setup failed (try {tries}): {exc}", node.node_id
-            )
+            if restart is not None:
+                await self._event(
+                    "node-recovery-failed", f"{node.node_id}: restart failed: {exc}", node.node_id
+                )
+            else:
+                tries = await self.store.add_update_try(node.node_id)
+                await self._event(
+                    "node-update-failed", f"{node.node_id}: setup failed (try {tries}): {exc}", node.node_id
+                )
         else:
-            await self.store.clear_update_tries(node.node_id)
+            if restart is not None:
+                self.memory.seen.restarted(node.node_id)
+            else:
+                await self.store.clear_update_tries(node.node_id)
             self.memory.failed_in_a_row.pop(node.node_type, None)
             await self._event("node-up-to-date", f"worker {node.node_id} is up-to-date", node.node_id)
         self.wake.set()
+
+    async def _restart(
+        self, node: NodeRef, head: NodeRef | None, files: dict[str, Path], deadline: float
+    ) -> None:
+        """Restart a set-up node's agent within `deadline` seconds from the first SSH attempt."""
+        self.ctx.ssh.drop(node.node_id)  # a connection cached before the node hung would wait on keepalives
+        try:
+            await asyncio.wait_for(
+                update_node(self.ctx, node, head, node_files=files, wait_for_ssh=deadline, start_only=True),
+                timeout=deadline,
+            )
+        except asyncio.TimeoutError:
+            self.ctx.ssh.drop(node.node_id)
+            raise NodeUnreachable(f"no answer within {deadline:g}s") from None
 
 
 def controller_context(config: ClusterConfig, state_dir: Path) -> ClusterContext:

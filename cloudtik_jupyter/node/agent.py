@@ -11,7 +11,7 @@ What it does:
 - every `heartbeat_interval` (and at once when a service changes state) sends the node's
   processes and metrics to the head's state store, registers the node when its shard doesn't know
   it, and forwards service events to the cluster's event log; when the head's Redis is down it
-  retries with backoff (0.1 s doubling to 2 s) and re-registers once it is back;
+  retries with backoff (0.1 s doubling to 1 s) and re-registers once it is back;
 - on SIGTERM / SIGINT or a ``shutdown`` request: stops its services (only its own process groups,
   by PID, in reverse order), removes its pid file and socket, exits 0.
 
@@ -43,6 +43,7 @@ from ..errors import CloudtikError
 from ..paths import ensure_private_dir
 from ..state.records import NodeRecord, ProcessRecord, ProcessStatus
 from ..state.store import StateStore
+from .activity import ActivitySampler, BusyHook, runtime_busy_hooks
 from .config import AgentConfig, ServiceSpec, control_socket_path, load_agent_config
 from .control import OPS, AgentClient, ControlReply, ControlRequest, serve
 from .metrics import MetricsSampler
@@ -52,22 +53,35 @@ from .supervisor import Service, ServiceNotice
 log = logging.getLogger("cloudtik.agent")
 
 AGENT_MODULE = "cloudtik_jupyter.node.agent"
-BACKOFF_START, BACKOFF_CAP = 0.1, 2.0
+BACKOFF_START, BACKOFF_CAP = 0.1, 1.0
 
 
 class NodeAgent:
-    def __init__(self, config: AgentConfig, *, password: str | None = None) -> None:
+    def __init__(
+        self, config: AgentConfig, *, password: str | None = None, keeper_pid: int | None = None
+    ) -> None:
         self.config = config
+        self._keeper_pid = keeper_pid
         self._endpoints = config.endpoints()
         self._password = password or self._endpoints.read_password(config.redis_password_file)
         self._services: dict[str, Service] = {}
         self._sampler = MetricsSampler()
+        self._activity = ActivitySampler(self._busy_hooks())
         self._notices: deque[ServiceNotice] = deque(maxlen=500)  # kept through a Redis outage
         self._store: StateStore | None = None
         self._registered = False
         self._reachable: bool | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+
+    def _busy_hooks(self) -> list[BusyHook]:
+        c, node = self.config, self.config.runtime_node
+        if node is None:
+            return []
+        from ..runtimes.base import node_info
+
+        info = node_info("", c.node_id, c.kind, c.node_type, c.address, node)
+        return runtime_busy_hooks(node.cluster_config, info)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -81,7 +95,11 @@ class NodeAgent:
             loop.add_signal_handler(sig, self.request_stop)
         server = await serve(cfg.control_socket, self.handle)
         self._store = StateStore.connect(
-            self._endpoints, self._password, timeout=2.0, username=self.config.redis_user
+            self._endpoints,
+            self._password,
+            timeout=2.0,
+            source_address=cfg.source_address,
+            username=cfg.redis_user,
         )
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name="heartbeats")
         try:
@@ -200,7 +218,11 @@ class NodeAgent:
         if not self._registered:
             await self._store.register_node(self._node_record())
             self._registered = registered_now = True
-        unknown = await self._store.heartbeat(self.config.node_id, self.records(), self._sampler.node())
+        # The agent's tree holds its services; its keeper is its parent.
+        ours = (os.getpid(), self._keeper_pid) if self._keeper_pid else (os.getpid(),)
+        activity = await self._activity.activity(ours)
+        records, metrics = self.records(), self._sampler.node()
+        unknown = await self._store.heartbeat(self.config.node_id, records, metrics, activity=activity)
         if unknown and not registered_now:  # its shard restarted empty
             await self._store.register_node(self._node_record())
         while self._notices:

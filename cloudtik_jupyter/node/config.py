@@ -61,6 +61,16 @@ class RedisConfig(_Model):
         )
 
 
+class RuntimeNode(_Model):
+    """What the runtimes' `busy(config, node)` hooks need (the rest of `NodeInfo` is in `AgentConfig`)."""
+
+    cluster_config: Path
+    head_ip: str
+    runtime_dir: Path
+    resources: dict[str, float] = Field(default_factory=dict)
+    secret_file: Path | None = None
+
+
 class AgentConfig(_Model):
     node_id: str = Field(min_length=1)
     node_type: str = ""
@@ -72,6 +82,11 @@ class AgentConfig(_Model):
     redis_endpoints_file: Path | None = None
     redis: RedisConfig | None = None
     redis_password_file: Path | None = None
+    # Connect to the store from this address (the node's own, as on a real network); None: any.
+    source_address: str | None = None
+    # A digest of the store's credentials: when a new head hands out new ones, the agent is restarted.
+    credentials: str = ""
+    runtime_node: RuntimeNode | None = None  # None: no runtime is asked whether the node is busy
     # A worker's own restricted Redis user (state/acl.py); None: the admin (the head).
     redis_user: str | None = None
     heartbeat_interval: float = Field(default=1.0, gt=0)

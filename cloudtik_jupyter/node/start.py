@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +30,9 @@ from ..errors import CloudtikError, Timeout
 from ..providers import tags as T
 from ..runtimes.secret import SECRET_FILE
 from ..waiting import wait_for
-from .agent import NodeAgent
-from .config import AgentConfig, RedisConfig, ServiceSpec, control_socket_path
-from .control import AgentClient
+from .config import AgentConfig, RedisConfig, RuntimeNode, ServiceSpec, control_socket_path
+from .control import AgentClient, ControlRequest
+from .keeper import keep, keeper_pid
 from .processes import read_pid_file
 
 CONFIG_FILE = "cluster.yaml"
@@ -82,32 +84,44 @@ def head_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> tup
         name="controller",
         argv=[sys.executable, "-m", CONTROLLER_MODULE, str(state / CONFIG_FILE)],
         max_restarts=100,  # the controller must come back; its state is in Redis and provider tags
+        restart_delay=0.1,  # at once (then backing off): nothing heals the cluster while it is down
         stable_after=10.0,
     )
     return [*plan.service_specs(), controller], plan.endpoints_file
 
 
-def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> list[ServiceSpec]:
-    from ..runtimes import enabled_runtimes, runtime_environment
-    from ..runtimes.base import NodeInfo
-
+def runtime_node(config: ClusterConfig, node: NodeIdentity, state: Path) -> RuntimeNode:
     resources = config.available_node_types[node.node_type].resources if node.node_type else {}
-    info = NodeInfo(
-        cluster_name=node.cluster,
-        node_id=node.node_id,
-        kind=node.kind,
-        node_type=node.node_type,
-        ip=node.ip,
+    return RuntimeNode(
+        cluster_config=state / CONFIG_FILE,
         head_ip=node.head_ip,
         runtime_dir=state / RUNTIME_DIR,
-        resources=resources,
+        resources=dict(resources),
         secret_file=state / SECRET_FILE,
+    )
+
+
+def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> list[ServiceSpec]:
+    from ..runtimes import enabled_runtimes, runtime_environment
+    from ..runtimes.base import node_info
+
+    info = node_info(
+        node.cluster, node.node_id, node.kind, node.node_type, node.ip, runtime_node(config, node, state)
     )
     specs = [s for runtime, cfg in enabled_runtimes(config) for s in runtime.services(cfg, info)]
     # Resolved on every node start, with or without services here: a consumed cluster that publishes
     # nothing fails setup, naming the key.
     env = runtime_environment(config, node.head_ip) if config.runtime.types else {}
     return [s.model_copy(update={"env": {**env, **s.env}}) if env else s for s in specs]
+
+
+def credentials_digest(endpoints_file: Path, password_file: Path) -> str:
+    """Changes when a new head hands out a new store (address or password): the agent must restart."""
+    digest = hashlib.sha256()
+    for path in (endpoints_file, password_file):
+        with contextlib.suppress(OSError):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> AgentConfig:
@@ -125,6 +139,9 @@ def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> Agen
         redis["redis"] = RedisConfig.model_validate({k: endpoints[k] for k in ("primary", "shards")})
         redis["redis_password_file"] = state / REDIS_DIR / "password"
         redis["redis_user"] = node_user(node.node_id)
+    redis["credentials"] = credentials_digest(
+        state / REDIS_DIR / "endpoints.json", state / REDIS_DIR / "password"
+    )
     services += runtime_services(config, node, state)
     return AgentConfig.model_validate(
         {
@@ -133,6 +150,8 @@ def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> Agen
             "kind": node.kind,
             "address": node.ip,
             "seq_id": node.seq,
+            "source_address": node.ip,
+            "runtime_node": runtime_node(config, node, state) if config.runtime.types else None,
             "run_dir": state / AGENT_DIR,
             "heartbeat_interval": config.head.heartbeat_interval,
             "services": services,
@@ -147,20 +166,38 @@ def agent_pid(run_dir: Path) -> int | None:
     if pid is None or pid == os.getpid():
         return None
     with contextlib.suppress(psutil.Error):
-        if "cloudtik_jupyter.node." in " ".join(psutil.Process(pid).cmdline()):
+        proc = psutil.Process(pid)
+        if proc.status() != psutil.STATUS_ZOMBIE and "cloudtik_jupyter.node." in " ".join(proc.cmdline()):
             return pid
     return None
 
 
-async def stop_agent(run_dir: Path, pid: int) -> None:
-    with contextlib.suppress(OSError, CloudtikError):
-        await AgentClient.unix(control_socket_path(run_dir), timeout=10).shutdown()
-    await wait_for(lambda: not psutil.pid_exists(pid), timeout=30, what=f"node agent {pid} to stop")
+async def stop_agent(run_dir: Path) -> None:
+    """Stop the node's agent (its services with it) and its keeper."""
+    agent, keeper = agent_pid(run_dir), keeper_pid(run_dir)
+    if agent is not None:
+        with contextlib.suppress(OSError, CloudtikError):
+            await AgentClient.unix(control_socket_path(run_dir), timeout=10).shutdown()
+    if keeper is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(keeper, signal.SIGTERM)  # it forwards the stop to an agent that did not answer
+    pids = [p for p in (agent, keeper) if p is not None]
+    await wait_for(
+        lambda: not any(psutil.pid_exists(p) and _running(p) for p in pids),
+        timeout=30,
+        what=f"node agent {agent} and keeper {keeper} to stop",
+    )
 
 
-def fork_agent(config: AgentConfig) -> None:
-    """Become the node agent in a detached child: everything is imported already, so this saves
-    starting (and importing into) a second interpreter on every node."""
+def _running(pid: int) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    return False
+
+
+def fork_keeper(config: AgentConfig) -> None:
+    """Start the node agent under its keeper (node/keeper.py), detached: everything is imported already,
+    so this saves starting (and importing into) a second interpreter on every node."""
     paths.ensure_private_dir(config.run_dir)
     if os.fork() != 0:
         return
@@ -168,12 +205,10 @@ def fork_agent(config: AgentConfig) -> None:
         os.setsid()  # outlives this command and its SSH session
         redirect_stdio(config.run_dir / "agent.log")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        asyncio.run(NodeAgent(config).run())
-        code = 0
+        keep(config)
     except BaseException:  # the child must never return into the caller's code
-        logging.getLogger("cloudtik.agent").exception("node agent failed")
-        code = 1
-    os._exit(code)
+        logging.getLogger("cloudtik.keeper").exception("agent keeper failed")
+    os._exit(1)
 
 
 async def agent_ready(run_dir: Path, expected: list[str]) -> bool:
@@ -183,6 +218,16 @@ async def agent_ready(run_dir: Path, expected: list[str]) -> bool:
         return False
     running = {s.name for s in services if s.status.value == "running"}
     return set(expected) <= running
+
+
+async def restart_stopped(config: AgentConfig) -> None:
+    """Ask a running agent to start the services that are not running (those that gave up restarting)."""
+    client = AgentClient.unix(control_socket_path(config.run_dir), timeout=10)
+    with contextlib.suppress(OSError, CloudtikError):
+        services = await client.status()
+        for s in services:
+            if s.status.value in ("failed", "stopped"):
+                await client.request(ControlRequest("start", s.name))
 
 
 async def wait_until_ready(config: AgentConfig) -> None:
@@ -201,21 +246,26 @@ async def wait_until_ready(config: AgentConfig) -> None:
 
 
 def start(state: Path) -> None:
-    """Start the node's agent unless one runs with the same services. No event loop runs in this
-    process while it forks (asyncio.run is used only before and after)."""
+    """Start the node's agent (under its keeper) unless one runs with the same services; then make sure
+    every service runs. No event loop runs in this process while it forks (asyncio.run is used only
+    before and after)."""
     config = load_config(state / CONFIG_FILE, check_files=False)
     node = NodeIdentity.from_env()
     wanted = agent_config(config, node, state)
     config_path = state / AGENT_CONFIG_FILE
     text = wanted.model_dump_json(indent=2, exclude_defaults=True)
-    pid = agent_pid(wanted.run_dir)
-    if pid is not None and config_path.exists() and config_path.read_text() == text:
-        pass  # same services, agent running: nothing to do
+    same = config_path.exists() and config_path.read_text() == text
+    agent, keeper = agent_pid(wanted.run_dir), keeper_pid(wanted.run_dir)
+    if same and keeper is not None:
+        # Supervised, same services: repair what stopped (an agent the keeper is restarting comes back).
+        if agent is not None:
+            asyncio.run(restart_stopped(wanted))
+        asyncio.run(wait_until_ready(wanted))
     else:
-        if pid is not None:
-            asyncio.run(stop_agent(wanted.run_dir, pid))
+        if agent is not None or keeper is not None:
+            asyncio.run(stop_agent(wanted.run_dir))  # changed, or running unsupervised
         paths.write_private(config_path, text)
-        fork_agent(wanted)
+        fork_keeper(wanted)
         asyncio.run(wait_until_ready(wanted))
     if node.kind == T.KIND_HEAD and config.runtime.types:
         publish_services(config, node.ip)

@@ -24,3 +24,9 @@ class NodeStatus(str, Enum):
     SETTING_UP = "setting-up"
     UP_TO_DATE = "up-to-date"
     UPDATE_FAILED = "update-failed"
+
+
+# The head's identity, kept where a new head finds it after a head crash (head/identity.py):
+HEAD_ID = "cloudtik-head-id"  # on a worker: the head whose controller set it up (its agent reports there)
+SEQ_HWM = "cloudtik-seq-hwm"  # the highest sequence id handed out when this tag was written
+DESIRED = "cloudtik-desired"  # on a worker: "<count>v<version>", the desired count of its type

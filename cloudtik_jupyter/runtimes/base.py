@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from ..cluster.status import ServiceLink
-from ..node.config import ServiceSpec
+from ..node.config import RuntimeNode, ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,22 @@ class PublishedEndpoint:
     kind: str  # what it is, e.g. "mlflow-tracking", "dask-scheduler", "spark-master"
     port: int
     protocol: str  # URL scheme a consumer uses: "http", "tcp", "spark", ...
+
+
+def node_info(
+    cluster_name: str, node_id: str, kind: str, node_type: str, ip: str, node: RuntimeNode
+) -> NodeInfo:
+    return NodeInfo(
+        cluster_name=cluster_name,
+        node_id=node_id,
+        kind=kind,
+        node_type=node_type,
+        ip=ip,
+        head_ip=node.head_ip,
+        runtime_dir=node.runtime_dir,
+        resources=dict(node.resources),
+        secret_file=node.secret_file,
+    )
 
 
 @runtime_checkable
@@ -79,6 +95,10 @@ class Runtime(Protocol):
         *,
         runtime_dir: Path | None = None,
     ) -> list[str]: ...  # the command that submits `job` from the head
+
+    # Optional: ``busy(config, node) -> bool | None``, called by the node's agent (in a thread, a 5 s
+    # deadline) to say whether the runtime runs work on this node; None when it cannot say. A busy node is
+    # never released as idle. Not part of the Protocol so runtimes without it still satisfy it.
 
 
 def installed_check(modules: list[str], hint: str) -> str:

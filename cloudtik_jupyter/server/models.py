@@ -208,9 +208,9 @@ def phase_of(status: ClusterStatus | None, operation: Operation | None, error: s
         return "failed" if error else "unknown"
     head = status.head
     if head is None:
-        return "failed" if error else "stopped"
+        return "failed" if error or status.error else "stopped"
     if head.status == T.NodeStatus.UP_TO_DATE.value:
-        return "running"
+        return "failed" if status.error else "running"
     if head.status == T.NodeStatus.UPDATE_FAILED.value:
         return "failed"
     return "starting"
@@ -231,7 +231,8 @@ def card(
         workspace=summary.workspace,
         phase=phase_of(status, operation, error),
         operation=operation,
-        error=error,
+        # an operation's error, else what the status says needs action (a half-dead head: `up` repairs it)
+        error=error or (status.error if status is not None else None),
         status=status_out(status, base_url, config) if status is not None else None,
     )
 

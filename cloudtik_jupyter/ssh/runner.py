@@ -176,6 +176,13 @@ class SshRunner:
                         raise NodeUnreachable(f"{where}: {describe(exc)}") from exc
         raise AssertionError("unreachable")
 
+    def drop(self, node_id: str) -> None:
+        """Close the node's cached connection: the next use connects afresh (within `connect_timeout`),
+        instead of waiting for keepalives to notice a node that stopped answering."""
+        entry = self._conns.pop(node_id, None)
+        if entry is not None:
+            entry[1].close()
+
     def _evict(self, node_id: str, conn: asyncssh.SSHClientConnection) -> None:
         entry = self._conns.get(node_id)
         if entry is not None and entry[1] is conn:

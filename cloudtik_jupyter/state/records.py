@@ -7,6 +7,7 @@ node table, so the controller can change one field atomically).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -148,6 +149,48 @@ def decode_metrics(raw: str | bytes | None) -> NodeMetrics | None:
 
 
 @dataclass(frozen=True)
+class NodeActivity:
+    """Whether a node is doing work beyond its supervised services (what "idle" is judged on)."""
+
+    user_cpu: float = 0.0  # CPU % of the node's other processes (user jobs, notebooks, shells)
+    sessions: int = 0  # interactive shell sessions (processes on a terminal)
+    runtime_busy: bool | None = None  # a runtime's `busy` hook: True/False, None when none can say
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    """What the controller reads for every node every tick, without decoding process lists."""
+
+    busiest_cpu: float  # the busiest supervised service's process tree
+    failed: tuple[str, ...]
+    activity: NodeActivity = field(default_factory=NodeActivity)
+
+    def encode(self) -> str:
+        a = self.activity
+        busy = "" if a.runtime_busy is None else str(int(a.runtime_busy))
+        return f"{self.busiest_cpu:.1f}|{','.join(self.failed)}|{a.user_cpu:.1f}|{a.sessions}|{busy}"
+
+    @classmethod
+    def parse(cls, raw: str) -> NodeHealth:
+        """Tolerant: a garbled report (workers are less trusted) reads as busy, never as an error."""
+        cpu, failed, user_cpu, sessions, busy = [*raw.split("|"), "", "", ""][:5]
+        try:
+            activity = NodeActivity(
+                float(user_cpu or 0), int(sessions or 0), bool(int(busy)) if busy else None
+            )
+            return cls(float(cpu or 0), tuple(failed.split(",")) if failed else (), activity)
+        except ValueError:
+            return cls(100.0, (), NodeActivity(runtime_busy=True))
+
+
+def health_summary(processes: Iterable[ProcessRecord], activity: NodeActivity | None = None) -> str:
+    processes = tuple(processes)
+    busiest = max((p.cpu_percent for p in processes), default=0.0)
+    failed = tuple(p.name for p in processes if p.status == ProcessStatus.FAILED)
+    return NodeHealth(busiest, failed, activity or NodeActivity()).encode()
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """What a node agent sends every `heartbeat_interval`."""
 
@@ -155,6 +198,7 @@ class Heartbeat:
     processes: tuple[ProcessRecord, ...] = ()
     metrics: NodeMetrics = field(default_factory=NodeMetrics)
     time: float | None = None  # None: the store stamps it with its clock
+    activity: NodeActivity | None = None
 
 
 @dataclass(frozen=True)

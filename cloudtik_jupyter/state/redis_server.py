@@ -109,6 +109,7 @@ class RedisPlan:
                 argv=self.argv(s),
                 cwd=s.dir,
                 health=HealthCheck(host=s.address.host, port=s.address.port),
+                restart_delay=0.1,  # every node's heartbeats wait on it
             )
             for s in self.servers
         ]

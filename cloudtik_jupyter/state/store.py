@@ -20,17 +20,16 @@ import asyncio
 import time
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
+from . import desired as desired_counts
 from .changes import CHANNEL, ChangeSubscription
-from .endpoints import RedisAddress, RedisEndpoints
+from .clients import redis_client as _client
+from .endpoints import RedisEndpoints
 from .records import (
     MAX_IDS_PER_CHANGE,
     Change,
@@ -38,41 +37,26 @@ from .records import (
     Event,
     Heartbeat,
     MetricSample,
+    NodeActivity,
+    NodeHealth,
     NodeMetrics,
     NodeRecord,
     ProcessRecord,
-    ProcessStatus,
     decode_metrics,
     decode_processes,
     encode_metrics,
     encode_processes,
+    health_summary,
 )
+
+__all__ = ["NodeHealth", "StateStore", "health_summary"]
 
 NODES = "cloudtik:nodes"
 HEARTBEATS = "cloudtik:heartbeats"
 PROCESSES = "cloudtik:processes"
-# node id -> "<busiest service cpu %>|<failed service names>": what the controller needs every tick,
-# without decoding every node's process list.
+# node id -> NodeHealth.encode(): what the controller needs every tick (busiest service, failed services,
+# activity), without decoding every node's process list.
 HEALTH = "cloudtik:health"
-
-
-def health_summary(processes: Iterable[ProcessRecord]) -> str:
-    busiest = max((p.cpu_percent for p in processes), default=0.0)
-    failed = ",".join(p.name for p in processes if p.status == ProcessStatus.FAILED)
-    return f"{busiest:.1f}|{failed}"
-
-
-@dataclass(frozen=True)
-class NodeHealth:
-    busiest_cpu: float
-    failed: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, raw: str) -> NodeHealth:
-        cpu, _, failed = raw.partition("|")
-        return cls(float(cpu or 0), tuple(failed.split(",")) if failed else ())
-
-
 METRICS = "cloudtik:metrics"
 HISTORY_LENGTH = 60  # samples per node: a minute at the default heartbeat interval
 
@@ -83,7 +67,6 @@ def history_key(node_id: str) -> str:
 
 SEQ = "cloudtik:seq"
 EVENTS = "cloudtik:events"
-DESIRED = "cloudtik:desired"  # node type -> desired worker count (scale requests)
 UPDATE_TRIES = (
     "cloudtik:update-tries"  # node id -> failed setup/recovery tries (survives controller restarts)
 )
@@ -103,26 +86,6 @@ def node_key(node_id: str) -> str:
 def shard_index(node_id: str, shard_count: int) -> int:
     """Stable across processes and restarts (unlike ``hash()``)."""
     return zlib.crc32(node_id.encode()) % shard_count
-
-
-def _client(
-    address: RedisAddress | Path, password: str, timeout: float, username: str | None = None
-) -> aioredis.Redis:
-    # Few, fast retries: callers (the agent) own the backoff policy when the head is down.
-    where: dict[str, Any] = (
-        {"unix_socket_path": str(address)}
-        if isinstance(address, Path)
-        else {"host": address.host, "port": address.port}
-    )
-    return aioredis.Redis(
-        **where,
-        username=username,
-        password=password,
-        decode_responses=True,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
-    )
 
 
 # Push ARGV[i + 1] onto each node's ring KEYS[i] and keep its last ARGV[1] samples.
@@ -167,12 +130,14 @@ class StateStore:
         timeout: float = 5.0,
         max_events: int = 1000,
         username: str | None = None,
+        source_address: str | None = None,
     ) -> StateStore:
         """Clients for every server (connections open lazily). Password: argument, env, or file.
-        `username`: a worker's restricted user (acl.py); None is the admin."""
+        `username`: a worker's restricted user (acl.py); None is the admin. `source_address`: connect from
+        this local address (a node's own)."""
         pw = password if password is not None else endpoints.read_password()
-        primary = _client(endpoints.primary, pw, timeout, username)
-        shards = [_client(s, pw, timeout, username) for s in endpoints.shards]
+        primary = _client(endpoints.primary, pw, timeout, source_address, username)
+        shards = [_client(s, pw, timeout, source_address, username) for s in endpoints.shards]
         return cls(primary, shards, max_events=max_events, restricted=username is not None)
 
     @classmethod
@@ -332,6 +297,7 @@ class StateStore:
         metrics: NodeMetrics | None = None,
         *,
         now: float | None = None,
+        activity: NodeActivity | None = None,
     ) -> bool:
         """Record one node's heartbeat. True when its shard did not know the node (first
         heartbeat, or the shard lost its data in a restart): the agent then registers again."""
@@ -340,7 +306,7 @@ class StateStore:
             pipe.zadd(HEARTBEATS, {node_id: t})
             processes = tuple(processes)
             pipe.hset(PROCESSES, node_id, encode_processes(processes))
-            pipe.hset(HEALTH, node_id, health_summary(processes))
+            pipe.hset(HEALTH, node_id, health_summary(processes, activity))
             sample = metrics or NodeMetrics()
             pipe.hset(METRICS, node_id, encode_metrics(sample))
             _push_sample(pipe, node_id, MetricSample(t, sample.cpu_percent, sample.memory_used))
@@ -360,7 +326,7 @@ class StateStore:
             async with self._shards[index].pipeline(transaction=False) as pipe:
                 pipe.zadd(HEARTBEATS, {b.node_id: b.time if b.time is not None else t for b in beats})
                 pipe.hset(PROCESSES, mapping={b.node_id: encode_processes(b.processes) for b in beats})
-                pipe.hset(HEALTH, mapping={b.node_id: health_summary(b.processes) for b in beats})
+                pipe.hset(HEALTH, mapping={b.node_id: health_summary(b.processes, b.activity) for b in beats})
                 pipe.hset(METRICS, mapping={b.node_id: encode_metrics(b.metrics) for b in beats})
                 # Every node's ring in one script call: two commands per node would halve the ingest.
                 pipe.eval(
@@ -456,16 +422,32 @@ class StateStore:
     async def set_desired(self, counts: dict[str, int]) -> None:
         """Record a scale request (node type -> workers) and wake the controller."""
         if counts:
-            await self._primary.hset(DESIRED, mapping={k: str(v) for k, v in counts.items()})
+            await desired_counts.request(self._primary, counts)
         await self._publish(Change(ChangeKind.SCALE, (), ",".join(f"{k}={v}" for k, v in counts.items())))
+
+    async def release_desired(self, node_type: str, expected: int | None, new: int) -> bool:
+        """The controller lowering a request after releasing idle workers: only if it is still `expected`
+        (False when a request changed it meanwhile)."""
+        return await desired_counts.release(self._primary, node_type, expected, new)
+
+    async def seed_desired(self, counts: dict[str, int], version: int) -> bool:
+        """A new head restoring its predecessor's requests: only into a store that has none."""
+        return await desired_counts.seed(self._primary, counts, version)
 
     async def request_reconcile(self, why: str) -> None:
         """Wake the controller now (e.g. its config changed), without changing any request."""
         await self._publish(Change(ChangeKind.SCALE, (), why))
 
     async def desired(self) -> dict[str, int]:
-        raw = await self._primary.hgetall(DESIRED)
-        return {str(k): int(v) for k, v in raw.items()}
+        return (await desired_counts.read(self._primary)).counts
+
+    async def desired_state(self) -> desired_counts.DesiredState:
+        """Counts, their version and when the last scale request came (server clock)."""
+        return await desired_counts.read(self._primary)
+
+    async def seq_counter(self) -> int:
+        """The highest sequence id handed out so far (0 in a new store)."""
+        return int(await self._primary.get(SEQ) or 0)
 
     async def add_update_try(self, node_id: str) -> int:
         return int(await self._primary.hincrby(UPDATE_TRIES, node_id, 1))

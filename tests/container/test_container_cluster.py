@@ -217,14 +217,16 @@ def test_killed_container_is_recovered(
 
 
 def agents_of(node_id: str) -> list[psutil.Process]:
+    """The node's agents (not their keepers: the parent each agent is forked from, same command line)."""
     found = []
-    for proc in psutil.process_iter(["cmdline", "environ"]):
+    for proc in psutil.process_iter(["cmdline", "environ", "ppid"]):
         env = proc.info["environ"] or {}
         if env.get("CLOUDTIK_NODE_ID") == node_id and "cloudtik_jupyter.node." in " ".join(
             proc.info["cmdline"] or ()
         ):
             found.append(proc)
-    return found
+    keepers = {p.info["ppid"] for p in found}
+    return [p for p in found if p.pid not in keepers]
 
 
 def test_switching_modes_is_one_key(docker_home: Path, dockerd: PrivateDockerd, skeleton_image: str) -> None:

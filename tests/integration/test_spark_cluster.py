@@ -15,6 +15,7 @@ import pytest
 
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.providers.virtual import state
+from cloudtik_jupyter.state.records import NodeHealth
 from cloudtik_jupyter.waiting import wait_for_sync
 
 FAST = {"controller_interval": 0.5, "heartbeat_interval": 0.5, "heartbeat_timeout": 5.0}
@@ -30,6 +31,19 @@ def alive_workers(ui: str) -> list[dict[str, Any]]:
         return [w for w in master_json(ui)["workers"] if w["state"] == "ALIVE"]
     except OSError:
         return []
+
+
+def runtime_busy(cluster: Cluster) -> list[bool | None]:
+    """What the workers' agents last reported from the runtime's `busy` hook."""
+
+    async def read() -> dict[str, NodeHealth]:
+        head = await cluster._ctx.head()
+        assert head is not None
+        return await (await cluster._ctx.store(head)).all_health()
+
+    workers = cluster.status().workers
+    health = cluster._sync(read())
+    return [health[w.node_id].activity.runtime_busy if w.node_id in health else None for w in workers]
 
 
 @pytest.fixture
@@ -92,10 +106,13 @@ def test_spark_cluster_end_to_end(spark_cluster: Cluster, cloudtik_home: Path, t
         )
         assert set(ips) <= set(info.worker_ips) and ips, ips
         assert session.range(1000).selectExpr("sum(id)").collect()[0][0] == 499500
+        # While the session holds executors on the workers, Spark's busy hook keeps them from idle release.
+        wait_for_sync(lambda: runtime_busy(cluster) == [True, True], timeout=30, what="workers reported busy")
     finally:
         from cloudtik_jupyter.runtimes.spark.session import stop_spark
 
         stop_spark(session)
+    wait_for_sync(lambda: runtime_busy(cluster) == [False, False], timeout=30, what="workers reported idle")
 
     # A killed Spark worker process: its node's agent restarts it and the master shows it alive again.
     worker_node = cluster.status().workers[0]

@@ -23,9 +23,11 @@ from cloudtik_jupyter.cluster.live import redis_dir
 from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 from cloudtik_jupyter.runtimes.secret import SECRET_FILE
 from cloudtik_jupyter.ssh.host_keys import HostKeyStore, fingerprint
+from cloudtik_jupyter.waiting import wait_for_sync
 
 pytestmark = pytest.mark.integration
 NAME = "trust"
+BUSY_CPU = 5.0  # head.idle_cpu_percent's default: a worker using more is busy
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,8 @@ REDIS_ATTEMPT = textwrap.dedent(
     client = redis.Redis(host=endpoints["primary"]["host"], port=endpoints["primary"]["port"],
                          username="node-" + sys.argv[1], password=password)
     client.ping()
-    for command in (("CONFIG", "SET", "dir", "/tmp"), ("FLUSHALL",), ("HSET", "cloudtik:node:" + sys.argv[2], "status", "x")):
+    for command in (("CONFIG", "SET", "dir", "/tmp"), ("FLUSHALL",), ("HSET", "cloudtik:node:" + sys.argv[2], "status", "x"),
+                    ("HSET", "cloudtik:desired", "worker", "0")):
         try:
             client.execute_command(*command)
             print("ALLOWED", command[0])
@@ -81,9 +84,8 @@ def test_a_worker_holds_only_its_own_restricted_redis_user(cluster: Cluster) -> 
     assert head is not None
     script = shlex.join(["python3", "-c", REDIS_ATTEMPT, worker, head.node_id])
     (result,) = cluster.exec(script, node=worker, check=True)
-    assert result.stdout.split("\n")[:3] == ["REFUSED CONFIG", "REFUSED FLUSHALL", "REFUSED HSET"], (
-        result.stdout
-    )
+    refused = ["REFUSED CONFIG", "REFUSED FLUSHALL", "REFUSED HSET", "REFUSED HSET"]  # ... nor scale requests
+    assert result.stdout.split("\n")[:4] == refused, result.stdout
     admin = (redis_dir(cluster._ctx) / "password").read_text().strip()
     (on_worker,) = cluster.exec("cat ~/.cloudtik/node/redis/password", node=worker, check=True)
     assert on_worker.stdout.strip() and on_worker.stdout.strip() != admin
@@ -97,6 +99,34 @@ def test_a_worker_holds_only_its_own_restricted_redis_user(cluster: Cluster) -> 
     secret = (paths.cluster_dir(NAME) / SECRET_FILE).read_text().strip()
     shown = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
     assert not [c for c in shown if secret in c or admin in c], "a secret is on a command line"
+
+
+def test_a_workers_own_user_reports_its_activity(cluster: Cluster) -> None:
+    """What idle release is judged on (user CPU beyond the agent's services) is written by the worker's
+    agent through its restricted user, from its own address: a user's job shows up in the head's store."""
+    worker = worker_of(cluster)
+    (job,) = cluster.exec(
+        "setsid sh -c 'while :; do :; done' >/dev/null 2>&1 < /dev/null & echo $!", node=worker, check=True
+    )
+    pid = int(job.stdout.strip())
+
+    async def user_cpu() -> float:
+        head = await cluster._ctx.head()
+        assert head is not None
+        health = (await (await cluster._ctx.store(head)).all_health()).get(worker)
+        return health.activity.user_cpu if health is not None else 0.0
+
+    try:
+        wait_for_sync(
+            lambda: cluster._sync(user_cpu()) > BUSY_CPU,
+            timeout=60,
+            what="the worker's job in its health report",
+        )
+    finally:
+        cluster.exec(f"kill {pid}", node=worker, check=False)
+    wait_for_sync(
+        lambda: cluster._sync(user_cpu()) < BUSY_CPU, timeout=60, what="the job's end to be reported"
+    )
 
 
 def test_a_download_never_follows_a_link_the_worker_planted(cluster: Cluster, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import string
 from pathlib import Path
@@ -11,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from cloudtik_jupyter.cluster.status import ClusterStatus, NodeRow, ServiceLink
+from cloudtik_jupyter.cluster.status import ClusterStatus, ClusterSummary, NodeRow, ServiceLink
 from cloudtik_jupyter.config import load_config
 from cloudtik_jupyter.errors import ConfigError
 from cloudtik_jupyter.server.capability import Expired, Invalid, ServiceRef, Signer
@@ -25,6 +26,7 @@ from cloudtik_jupyter.server.models import (
     TemplateOut,
     WorkerTypeOut,
     WorkspaceOut,
+    card,
     link_out,
     phase_of,
     status_out,
@@ -104,6 +106,15 @@ def test_phase() -> None:
     assert phase_of(status(None), None, "boom") == "failed"
     assert phase_of(None, "up", None) == "starting"
     assert phase_of(status("up-to-date"), "down", None) == "stopping"
+    # A head that needs action (half-dead, or gone with workers left) is failed, and the card says why.
+    why = "head vn-1: its node agent has not reported for 40s; run `cloudtik up` to repair it"
+    half_dead = dataclasses.replace(status("up-to-date"), error=why)
+    assert phase_of(half_dead, None, None) == "failed"
+    shown = card(ClusterSummary("c", "virtual", ""), half_dead, "/b/")
+    assert (shown.phase, shown.error) == ("failed", half_dead.error)
+    assert card(ClusterSummary("c", "virtual", ""), half_dead, "/b/", error="boom").error == "boom"
+    headless = ClusterStatus("c", "virtual", [], 0, 0, error="the head is gone")
+    assert phase_of(headless, None, None) == "failed"
 
 
 def test_signed_service_addresses_are_bound_to_one_service_and_expire() -> None:

@@ -227,6 +227,9 @@ def become_node(launch: NodeLaunch, listener: socket.socket, inherited: Sequence
         own = _detach_from_hypervisor(listener, inherited, launch.dir / state.NODE_LOG_FILE)
         os.chdir(launch.dir)
         os.environ.update(node_environment(launch, dict(os.environ)))
+        # Everything on this node descends from this process: what "the node's processes" means when
+        # its agent judges whether the node is idle (node/activity.py).
+        os.environ["CLOUDTIK_NODE_ROOT_PID"] = str(os.getpid())
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True
         )

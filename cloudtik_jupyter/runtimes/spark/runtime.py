@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,15 @@ class SparkRuntime:
                 conf=conf,
             )
         ]
+
+    def busy(self, config: BaseModel, node: NodeInfo) -> bool | None:
+        """A worker is busy while it runs executors (a live application holds cores on it)."""
+        if node.kind == T.KIND_HEAD:
+            return None
+        spark = _spark(config)
+        with urllib.request.urlopen(f"http://{node.ip}:{spark.worker_ui_port}/json/", timeout=4) as reply:
+            state = json.load(reply)
+        return int(state.get("coresused", 0)) > 0 or bool(state.get("executors"))
 
     def master_url(self, config: BaseModel, head_ip: str) -> str:
         return daemons.master_url(_spark(config), head_ip)
