@@ -1,10 +1,12 @@
 """A user's terminal session with the CLI session on, in real `cloudtik` processes: up, status twice
 (one warm session answers), exec on the head and a worker, scale, two commands at once, Ctrl-C a long
 exec (and a client killed outright) and see the command stop on the node, a confirmation prompt on a
-terminal, bad input, the session killed under a running command, down."""
+terminal, bad input, the session killed under a running command, a half-dead head (reported as the
+in-process CLI reports it, repaired by `up`, then served warm again), down."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
@@ -13,8 +15,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import yaml
 
+from cloudtik_jupyter.providers.virtual import state
 from cloudtik_jupyter.waiting import wait_for_sync
 from tests.session.helpers import CLOUDTIK, FAST_HEAD, cloudtik, env, ping, place_of, the_session
 
@@ -40,6 +44,18 @@ def _long_exec(home: Path, node: str, marker: str) -> subprocess.Popen[str]:
     assert client.stdout is not None and client.stdout.readline() == "started\n"
     assert _running_on(home, node, marker)
     return client
+
+
+def _kill_head_services(home: Path) -> None:
+    """The head's node keeps running (its SSH server) but its keeper, agent, Redis and controller die."""
+    (head,) = [r for r in state.live_records(home) if r.cluster == "sess" and r.kind == "head"]
+    on_head = psutil.Process(head.pid).children(recursive=True)
+    keeper = [p for p in on_head if "cloudtik_jupyter.node.start" in " ".join(p.cmdline())]
+    assert keeper, "no keeper on the head"
+    for proc in keeper + on_head:  # the keeper first, so nothing comes back on its own
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(on_head, timeout=10)
 
 
 def _answer_prompt(home: Path, args: list[str], answer: bytes) -> tuple[bytes, int]:
@@ -157,7 +173,24 @@ def test_a_terminal_journey_through_the_session(cloudtik_home: Path, tmp_path: P
     assert orphaned.returncode == 1 and err.count("\n") == 1, err
     assert err.startswith("Error: the CLI session ended while running the command"), err
     wait_for_sync(lambda: not _running_on(home, "1", "1234.7"), timeout=30, what="the command to stop")
-    assert the_session(home).pid != session.pid
+    replacement = the_session(home)
+    assert replacement.pid != session.pid
+
+    # A half-dead head: the session's warm store forwards lead nowhere; it says what the in-process CLI
+    # says (exit 1, one line naming the repair). `up` repairs it; the session serves the repaired cluster.
+    assert cloudtik(home, "status", "sess").returncode == 0  # the session holds the store's forwards
+    _kill_head_services(home)
+    served = cloudtik(home, "status", "sess")
+    local = cloudtik(home, "status", "sess", extra={"CLOUDTIK_NO_SESSION": "1"})
+    assert served.returncode == 1 and served.stderr.count("\n") == 1, served.stderr
+    assert "run `cloudtik up` to repair it" in served.stderr, served.stderr
+    assert (served.returncode, served.stdout, served.stderr) == (local.returncode, local.stdout, local.stderr)
+    repaired = cloudtik(home, "up", "sess", "--yes", "-q")
+    assert repaired.returncode == 0, repaired.stderr
+    healthy = cloudtik(home, "status", "sess")
+    assert healthy.returncode == 0 and "workers ready 2 / desired 2" in healthy.stdout, healthy.stderr
+    assert cloudtik(home, "exec", "sess", "--node", "2", "true").returncode == 0
+    assert the_session(home).pid == replacement.pid  # no new session: the repaired cluster, served warm
 
     down = cloudtik(home, "down", "sess", "--yes", "-q")
     assert down.returncode == 0, down.stderr
