@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -143,7 +144,10 @@ def main() -> None:
             report(label, [seconds([CLOUDTIK, *args], env) for _ in range(max(rounds // 2, 3))], base)
         subprocess.run([CLOUDTIK, "down", "bench", "--yes", "-q"], env=env, check=True, timeout=600)
     finally:
-        teardown_virtual(Path(home))  # the session (by PID), nodes, hypervisor
+        try:
+            teardown_virtual(Path(home))  # the session (by PID), nodes, hypervisor
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
