@@ -292,7 +292,7 @@ class Cluster(RuntimeHelpers):
     async def worker_ips_async(self) -> builtins.list[str]:
         return (await self.info_async()).worker_ips
 
-    # -- commands and files ---------------------------------------------------------------------
+    # -- commands and files (local paths are resolved here, against the caller's directory) ---------
 
     async def _select(self, node: str | None, all_nodes: bool) -> tuple[builtins.list[NodeRef], NodeRef]:
         nodes = await self._ctx.nodes()
@@ -359,22 +359,22 @@ class Cluster(RuntimeHelpers):
     def upload(
         self, local: str | Path, remote: str, *, node: str | None = None, all_nodes: bool = False
     ) -> None:
-        self._sync(self._upload(Path(local), remote, node, all_nodes))
+        self._sync(self._upload(Path(local).absolute(), remote, node, all_nodes))
 
     async def upload_async(
         self, local: str | Path, remote: str, *, node: str | None = None, all_nodes: bool = False
     ) -> None:
-        await self._async(self._upload(Path(local), remote, node, all_nodes))
+        await self._async(self._upload(Path(local).absolute(), remote, node, all_nodes))
 
     async def _download(self, remote: str, local: Path, node: str | None) -> None:
         nodes, head = await self._select(node, False)
         await self._ctx.runner.download(self._ctx.target(nodes[0], head), remote, local)
 
     def download(self, remote: str, local: str | Path, *, node: str | None = None) -> None:
-        self._sync(self._download(remote, Path(local), node))
+        self._sync(self._download(remote, Path(local).absolute(), node))
 
     async def download_async(self, remote: str, local: str | Path, *, node: str | None = None) -> None:
-        await self._async(self._download(remote, Path(local), node))
+        await self._async(self._download(remote, Path(local).absolute(), node))
 
     async def _attach(self, node: str | None, command: str | None) -> int:
         from ..ssh.runner import with_env
@@ -424,7 +424,7 @@ class Cluster(RuntimeHelpers):
     ) -> int:
         """Upload `job` to the head and submit it to the cluster's runtime (spark-submit for Spark);
         returns its exit status."""
-        return self._sync(self._submit(Path(job), args, runtime, on_output))
+        return self._sync(self._submit(Path(job).absolute(), args, runtime, on_output))
 
     async def submit_async(
         self,
@@ -434,7 +434,7 @@ class Cluster(RuntimeHelpers):
         runtime: str | None = None,
         on_output: OutputCallback | None = None,
     ) -> int:
-        return await self._async(self._submit(Path(job), args, runtime, on_output))
+        return await self._async(self._submit(Path(job).absolute(), args, runtime, on_output))
 
     def spark_session(self, app_name: str | None = None, **options: str | int | float | bool) -> Any:
         """A SparkSession whose executors run on the cluster's workers (the client must reach the

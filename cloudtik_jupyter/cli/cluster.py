@@ -29,9 +29,9 @@ def console() -> Console:
 
 
 def cluster_of(source: str) -> Cluster:
-    from ..api.cluster import Cluster
+    from ..api.pool import cluster
 
-    return Cluster(source)
+    return cluster(source)  # in the CLI session: its warm one (connections open), else a new one
 
 
 def progress(quiet: bool) -> ProgressSink:

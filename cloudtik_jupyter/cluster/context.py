@@ -18,6 +18,8 @@ from ..providers import tags as T
 from ..providers.base import NodeAddress, NodeId, NodeProvider
 
 if TYPE_CHECKING:
+    from asyncssh import SSHClientConnection
+
     from ..container.runner import HostRunner, NodeRunner
     from ..ssh.runner import SshTarget
     from ..state.store import StateStore
@@ -78,6 +80,8 @@ class ClusterContext:
         self._runner: NodeRunner | None = None
         self._store: StateStore | None = None
         self._store_head: str | None = None
+        self._store_link: SSHClientConnection | None = None  # the connection the store's forwards ride on
+        self._store_closer: Callable[[], object] | None = None
         self._closers: list[Callable[[], object]] = []
 
     # -- local record -------------------------------------------------------------------------
@@ -151,21 +155,30 @@ class ClusterContext:
         self._closers.append(closer)
 
     async def store(self, head: NodeRef) -> StateStore:
-        """The head's state store (opened once, through SSH forwards; reopened if the head changed)."""
+        """The head's state store (opened once, through SSH forwards; reopened if the head changed or the
+        connection under the forwards closed: a long-lived process such as the CLI session outlives both)."""
         from .live import open_store
 
-        if self._store is None or self._store_head != head.node_id:
-            if self._store is not None:
-                await self._store.close()
-            self._store = await open_store(self, head)
+        link = self._store_link
+        if self._store is None or self._store_head != head.node_id or link is None or link.is_closed():
+            await self._close_store()
+            target = self.target(head, None)
+            self._store_link = await self.ssh.connection(target)
+            self._store, self._store_closer = await open_store(self, head)
             self._store_head = head.node_id
         return self._store
 
-    async def close(self) -> None:
-        if self._store is not None:
-            store, self._store = self._store, None
+    async def _close_store(self) -> None:
+        store, closer = self._store, self._store_closer
+        self._store = self._store_closer = self._store_link = None
+        if store is not None:
             with contextlib.suppress(Exception):
                 await store.close()
+        if closer is not None:
+            closer()
+
+    async def close(self) -> None:
+        await self._close_store()
         for closer in self._closers:
             closer()
         self._closers.clear()

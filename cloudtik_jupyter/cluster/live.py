@@ -10,6 +10,7 @@ import asyncio
 import atexit
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +38,10 @@ async def fetch_store_credentials(ctx: ClusterContext, head: NodeRef) -> None:
         (local / name).chmod(0o600)
 
 
-async def open_store(ctx: ClusterContext, head: NodeRef) -> StateStore:
-    """A StateStore reached through SSH forwards to each Redis server on the head. The forwards listen on
-    Unix sockets (0600) in a private directory, not on 127.0.0.1 ports other local users could reach."""
+async def open_store(ctx: ClusterContext, head: NodeRef) -> tuple[StateStore, Callable[[], None]]:
+    """A StateStore reached through SSH forwards to each Redis server on the head, and what closes the
+    forwards. They listen on Unix sockets (0600) in a private directory, not on 127.0.0.1 ports other
+    local users could reach."""
     from ..state.endpoints import RedisAddress, RedisEndpoints
     from ..state.store import StateStore
 
@@ -72,5 +74,4 @@ async def open_store(ctx: ClusterContext, head: NodeRef) -> StateStore:
     except BaseException:
         close()
         raise
-    ctx.on_close(close)
-    return StateStore.over_sockets(primary, shards, password, timeout=5.0)
+    return StateStore.over_sockets(primary, shards, password, timeout=5.0), close

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
+import contextvars
 import signal
 from collections import deque
 from collections.abc import Callable
@@ -28,11 +30,16 @@ class RawResult:
 
 
 class _OutputSession(asyncssh.SSHClientSession[bytes]):
-    """Decodes output incrementally (UTF-8 split across packets is fine) and emits complete lines."""
+    """Decodes output incrementally (UTF-8 split across packets is fine) and emits complete lines.
+
+    `on_output` runs in the context of the caller of `run_command`, not in that of whoever opened the
+    (shared, cached) connection: context variables (e.g. where a CLI session command writes) hold.
+    """
 
     def __init__(self, node_id: str, on_output: OutputCallback | None) -> None:
         self._node_id = node_id
         self._on_output = on_output
+        self._context = contextvars.copy_context()
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
         self._chunks: dict[str, list[str]] = {s: [] for s in STREAMS}
         self._partial = dict.fromkeys(STREAMS, "")
@@ -64,7 +71,7 @@ class _OutputSession(asyncssh.SSHClientSession[bytes]):
             self.tail.append(line)
             if self._on_output is not None and self.callback_error is None:
                 try:
-                    self._on_output(self._node_id, stream, line)
+                    self._context.run(self._on_output, self._node_id, stream, line)
                 except Exception as exc:  # surfaced after the command ends; never kills the connection
                     self.callback_error = exc
 
@@ -108,7 +115,9 @@ async def run_command(
         chan.close()
         raise Timeout(f"{node_id}: command {shown!r} did not finish within {timeout:g}s") from None
     except BaseException:
-        chan.close()  # cancelled: do not leave the session open on the node
+        with contextlib.suppress(OSError, asyncssh.Error):
+            chan.send_signal("INT")  # Ctrl-C: the node stops the command (servers that support signals)
+        chan.close()  # and do not leave the session open on the node
         raise
     if session.callback_error is not None:
         raise session.callback_error

@@ -157,4 +157,3 @@ def test_sql_in_a_cell(kernel: Kernel, tmp_path: Path) -> None:
     assert running_jobs(ui) == 0
     assert "1 rows in" in kernel.ok("%cloudtik sql sparkcmd SELECT count(*) AS c FROM sales").result
     assert kernel.ok("print(id(m.spark.session))").stdout == session.stdout
-

@@ -5,6 +5,9 @@ reaps every child and orphan and hands exit statuses to the sessions waiting for
 watchers would race it). Exit status is sent only after the command's output reached EOF, so no tail is
 lost; a daemon the command left holding the pipe only delays the exit by EOF_GRACE, and its later output
 goes to the node log instead of being cut off with SIGPIPE.
+
+Signals the client sends (Ctrl-C forwarded as an SSH "signal" request) go to the command's process group;
+a client that leaves while its command runs hangs it up (SIGHUP to the group), as a closed terminal would.
 """
 
 from __future__ import annotations
@@ -246,7 +249,9 @@ class SessionHandler:
         await self._run(process, started)
 
     async def _run(self, process: asyncssh.SSHServerProcess[bytes], started: _Started) -> None:
-        # stdin (and terminal size changes, for a pty) flow through asyncssh's own pipe writer.
+        # stdin (and terminal size changes, for a pty) flow through asyncssh's own pipe writer; it sends
+        # signals to this pid, negative: the command's whole process group (its own session).
+        process.set_redirect_pid(-started.pid)
         await process.redirect(stdin=os.fdopen(started.stdin_fd, "wb", buffering=0))
         streams = {"stdout": process.stdout, "stderr": process.stderr, "pty": process.stdout}
         pumps = [
@@ -257,9 +262,13 @@ class SessionHandler:
         try:
             either: set[asyncio.Future[Any]] = {started.exited, closed}
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-            if not started.exited.done() and started.pty_master:
-                for pump in pumps:
-                    pump.close()  # the client left: closing the master hangs up the session (SIGHUP)
+            if not started.exited.done():  # the client left while the command runs: hang it up
+                if started.pty_master:
+                    for pump in pumps:
+                        pump.close()  # closing the master hangs up the session (SIGHUP)
+                else:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(started.pid, signal.SIGHUP)
             status = await started.exited
             await _wait_for_output(pumps, tasks)
             for task in tasks:

@@ -38,8 +38,11 @@ def processes_using_home(home: Path) -> list[psutil.Process]:
 
 
 def teardown_virtual(home: Path) -> None:
-    """Terminate every virtual node under `home` and stop its hypervisor; raise AssertionError (after
-    killing them by pid) if any process using `home` is still running."""
+    """Stop the CLI sessions of `home`, terminate every virtual node under it and stop its hypervisor;
+    raise AssertionError (after killing them by pid) if any process using `home` is still running."""
+    from ...session.admin import stop_all
+
+    stop_all(str(home))  # by pid; they hold connections to the nodes
     client = HypervisorClient(home)
     try:
         names = sorted(os.listdir(state.nodes_dir(home)))
