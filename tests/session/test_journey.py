@@ -20,7 +20,7 @@ import yaml
 
 from cloudtik_jupyter.providers.virtual import state
 from cloudtik_jupyter.waiting import wait_for_sync
-from tests.session.helpers import CLOUDTIK, FAST_HEAD, cloudtik, env, ping, place_of, the_session
+from tests.session.helpers import CLOUDTIK, FAST_HEAD, cloudtik, env, ping, place_of, sessions, the_session
 
 
 def _running_on(home: Path, node: str, marker: str) -> bool:
@@ -194,5 +194,6 @@ def test_a_terminal_journey_through_the_session(cloudtik_home: Path, tmp_path: P
 
     down = cloudtik(home, "down", "sess", "--yes", "-q")
     assert down.returncode == 0, down.stderr
+    assert sessions(home) == [], "the session goes with the last cluster's down"
     gone = cloudtik(home, "status", "sess")
     assert gone.returncode == 2 and "no cluster named 'sess'" in gone.stderr
