@@ -30,7 +30,7 @@ def alive(ui: str) -> int:
     try:
         with urllib.request.urlopen(f"{ui}/json/", timeout=2) as r:
             return sum(1 for w in json.load(r)["workers"] if w["state"] == "ALIVE")
-    except OSError:
+    except (OSError, ValueError):  # not answering yet, or an HTML page while its JSON view starts
         return 0
 
 

@@ -29,7 +29,7 @@ def master_json(ui: str) -> dict[str, Any]:
 def alive_workers(ui: str) -> list[dict[str, Any]]:
     try:
         return [w for w in master_json(ui)["workers"] if w["state"] == "ALIVE"]
-    except OSError:
+    except (OSError, ValueError):  # not answering yet, or an HTML page while its JSON view starts
         return []
 
 

@@ -128,13 +128,13 @@ class SparkCluster:
     def master_alive(self) -> bool:
         try:
             return bool(self.master_state()["status"] == "ALIVE")
-        except OSError:
+        except (OSError, ValueError):  # not answering yet, or an HTML page while its JSON view starts
             return False
 
     def alive_hosts(self) -> list[str]:
         try:
             workers = self.master_state()["workers"]
-        except OSError:
+        except (OSError, ValueError):
             return []
         return sorted(w["host"] for w in workers if w["state"] == "ALIVE")
 
