@@ -7,4 +7,4 @@ scripts/install-system-deps.sh
 scripts/install-browser.sh  # Debian chromium for tests/browser
 .venv/bin/ruff check cloudtik_jupyter tests benchmarks
 .venv/bin/mypy
-exec .venv/bin/pytest -q -p no:cacheprovider "$@"
+exec .venv/bin/pytest -q -p no:cacheprovider --durations=20 "$@"
