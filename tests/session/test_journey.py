@@ -19,6 +19,7 @@ import psutil
 import yaml
 
 from cloudtik_jupyter.providers.virtual import state
+from cloudtik_jupyter.providers.virtual.testing import processes_using_home
 from cloudtik_jupyter.waiting import wait_for_sync
 from tests.session.helpers import CLOUDTIK, FAST_HEAD, cloudtik, env, ping, place_of, sessions, the_session
 
@@ -195,5 +196,8 @@ def test_a_terminal_journey_through_the_session(cloudtik_home: Path, tmp_path: P
     down = cloudtik(home, "down", "sess", "--yes", "-q")
     assert down.returncode == 0, down.stderr
     assert sessions(home) == [], "the session goes with the last cluster's down"
+    assert [p.pid for p in processes_using_home(home)] == [], (
+        "so does the virtual hypervisor: nothing is left"
+    )
     gone = cloudtik(home, "status", "sess")
     assert gone.returncode == 2 and "no cluster named 'sess'" in gone.stderr

@@ -81,6 +81,14 @@ class HypervisorClient:
         )
         return info
 
+    def shutdown_if_idle(self) -> bool:
+        """Stop a running hypervisor that has no live node (it would exit by itself a minute later);
+        True if one was stopped. A create racing this is safe: the client starts a new one."""
+        info = self.ping()
+        if info is None or info.live_nodes:
+            return False
+        return self.shutdown() is not None
+
     # -- transport ------------------------------------------------------------------------------
 
     def _call(self, op: str, args: dict[str, Any], *, start: bool) -> dict[str, Any] | None:
