@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +14,7 @@ from ..config.schema import ClusterConfig
 from ..errors import CloudtikError, ConfigError
 from ..providers import node_provider
 from ..providers import tags as T
-from ..providers.base import NodeAddress, NodeId, NodeProvider
+from ..providers.base import ListedNode, NodeProvider
 
 if TYPE_CHECKING:
     from asyncssh import SSHClientConnection
@@ -29,32 +28,8 @@ KEY_FILE = "id_ed25519"
 HOST_KEYS_FILE = "host_keys.json"
 
 
-@dataclass(frozen=True)
-class NodeRef:
-    """A node as the launcher sees it: provider id, tags and address in one snapshot."""
-
-    node_id: NodeId
-    tags: dict[str, str]
-    address: NodeAddress
-
-    @property
-    def kind(self) -> str:
-        return self.tags.get(T.NODE_KIND, "")
-
-    @property
-    def node_type(self) -> str:
-        return self.tags.get(T.NODE_TYPE, "")
-
-    @property
-    def status(self) -> str:
-        return self.tags.get(T.NODE_STATUS, "")
-
-    @property
-    def seq(self) -> int:
-        try:
-            return int(self.tags.get(T.NODE_SEQ, "0"))
-        except ValueError:
-            return 0
+# A node as the launcher, status and controller see it: what one provider listing returned.
+NodeRef = ListedNode
 
 
 class ClusterContext:
@@ -194,15 +169,8 @@ class ClusterContext:
 
     async def nodes(self, **tag_filter: str) -> list[NodeRef]:
         """Live nodes of this cluster (optionally filtered), ordered head first then by seq id."""
-        provider = self.provider
-
-        def snapshot() -> list[NodeRef]:
-            refs = []
-            for node_id in provider.non_terminated_nodes(self.cluster_tags(**tag_filter)):
-                refs.append(NodeRef(node_id, provider.node_tags(node_id), provider.address(node_id)))
-            return refs
-
-        refs = await asyncio.to_thread(snapshot)
+        # One provider call whatever the cluster's size: no per-node follow-up for tags or addresses.
+        refs = await asyncio.to_thread(self.provider.list_nodes, self.cluster_tags(**tag_filter))
         return sorted(refs, key=lambda r: (r.kind != T.KIND_HEAD, r.seq, r.node_id))
 
     async def head(self) -> NodeRef | None:

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from ..config.schema import ClusterConfig
-from ..providers.base import NodeAddress, NodeId, NodeProvider, NodeSpec
+from ..providers.base import ListedNode, NodeAddress, NodeId, NodeProvider, NodeSpec
 from .spec import container_name
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ class ContainersEndWithNodes:
         self.inner = inner
         self.cluster_name = inner.cluster_name
         self._cluster = cluster
+
+    def list_nodes(self, tags: Mapping[str, str]) -> list[ListedNode]:
+        return self.inner.list_nodes(tags)
 
     def non_terminated_nodes(self, tags: Mapping[str, str]) -> list[NodeId]:
         return self.inner.non_terminated_nodes(tags)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from .. import tags as T
-from ..base import NodeAddress, NodeId, NodeSpec
+from ..base import ListedNode, NodeAddress, NodeId, NodeSpec
 from ..common.bootstrap import cloud_init
 from ..common.node_config import parse_node_config
 from .clients import AwsClients, aws_errors, error_code, is_client_error, make_clients
@@ -89,12 +89,16 @@ class AwsNodeProvider:
 
     # -- listing ----------------------------------------------------------------------------------
 
-    def non_terminated_nodes(self, tags: Mapping[str, str]) -> list[NodeId]:
+    def list_nodes(self, tags: Mapping[str, str]) -> list[ListedNode]:
+        """One DescribeInstances (filtered by tag and state server-side, paginated past 1000 nodes)."""
         wanted = {**tags, T.CLUSTER: self.cluster_name, T.WORKSPACE: self.workspace_name}
         with aws_errors(f"listing nodes of cluster {self.cluster_name!r}"):
             instances = live_instances(self.clients.ec2, wanted)
         self._remember(instances)
-        return [i["InstanceId"] for i in instances]
+        return [ListedNode(i["InstanceId"], tag_dict(i.get("Tags")), _address(i)) for i in instances]
+
+    def non_terminated_nodes(self, tags: Mapping[str, str]) -> list[NodeId]:
+        return [n.node_id for n in self.list_nodes(tags)]
 
     # -- launching --------------------------------------------------------------------------------
 
@@ -240,6 +244,11 @@ class AwsNodeProvider:
         # A pending instance may not have its addresses yet: describe again until it does.
         if cached is None or not cached.get("PrivateIpAddress") or cached["State"]["Name"] == "pending":
             cached = self._describe(node_id)
-        return NodeAddress(
-            internal_ip=cached.get("PrivateIpAddress", ""), external_ip=cached.get("PublicIpAddress")
-        )
+        return _address(cached)
+
+
+def _address(instance: Any) -> NodeAddress:
+    """What a description says (a pending instance may have no public address yet: the next listing will)."""
+    return NodeAddress(
+        internal_ip=instance.get("PrivateIpAddress", ""), external_ip=instance.get("PublicIpAddress")
+    )

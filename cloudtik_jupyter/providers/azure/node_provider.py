@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import ProviderError
 from .. import tags as T
-from ..base import NodeAddress, NodeId, NodeSpec
+from ..base import ListedNode, NodeAddress, NodeId, NodeSpec
 from ..common.bootstrap import DEFAULT_USER, public_keys
 from ..common.node_config import parse_node_config
 from . import naming as N
@@ -124,14 +124,54 @@ class AzureNodeProvider:
 
     # -- listing ----------------------------------------------------------------------------------
 
-    def non_terminated_nodes(self, tags: Mapping[str, str]) -> list[NodeId]:
+    def list_nodes(self, tags: Mapping[str, str]) -> list[ListedNode]:
+        """One VM list; addresses not yet known here add one NIC list and, when one of those NICs has a
+        public IP, one public-IP list (Azure's VM list carries no addresses). Never a call per node."""
         with azure_errors(f"listing nodes of cluster {self.cluster_name!r}"):
             found = vms.tagged_vms(self.clients, self.group, {**tags, **self._cluster_tags()})
-        live = [vm for vm in found if vm.provisioning_state not in ("Deleting", "Failed")]
+            live = sorted(
+                (vm for vm in found if vm.provisioning_state not in ("Deleting", "Failed")),
+                key=lambda vm: str(vm.name),
+            )
+            addresses = self._addresses_of([str(vm.name) for vm in live])
         with self._lock:
             for vm in live:
                 self._tags[vm.name] = dict(vm.tags or {})
-        return sorted(vm.name for vm in live)
+        return [ListedNode(vm.name, dict(vm.tags or {}), addresses[vm.name]) for vm in live]
+
+    def non_terminated_nodes(self, tags: Mapping[str, str]) -> list[NodeId]:
+        return [n.node_id for n in self.list_nodes(tags)]
+
+    def _addresses_of(self, names: Sequence[str]) -> dict[str, NodeAddress]:
+        """Addresses of VMs `names`: remembered ones (a NIC keeps its private IP, a head's public IP is
+        static), the rest read for all of them at once."""
+        with self._lock:
+            known = {n: self._addresses[n] for n in names if n in self._addresses}
+        missing = [n for n in names if n not in known]
+        if not missing:
+            return known
+        c = self.clients
+        nics = {str(nic.name): nic for nic in c.network.network_interfaces.list(self.group)}
+        configs = {
+            n: nics[vms.nic_name(n)].ip_configurations[0]
+            for n in missing
+            if vms.nic_name(n) in nics and nics[vms.nic_name(n)].ip_configurations
+        }
+        public: dict[str, Any] = {}
+        if any(config.public_ip_address is not None for config in configs.values()):
+            public = {str(ip.name): ip for ip in c.network.public_ip_addresses.list(self.group)}
+        for n in missing:
+            config = configs.get(n)
+            if config is None or not config.private_ip_address:
+                known[n] = NodeAddress(internal_ip="")  # NIC not there yet: the next listing reads it
+                continue
+            ip = public.get(vms.ip_name(n)) if config.public_ip_address is not None else None
+            external = str(ip.ip_address) if ip is not None and ip.ip_address else None
+            known[n] = NodeAddress(internal_ip=str(config.private_ip_address), external_ip=external)
+            if config.public_ip_address is None or external:
+                with self._lock:
+                    self._addresses[n] = known[n]
+        return known
 
     # -- launching --------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import ProviderError
 from .. import tags as T
-from ..base import NodeAddress, NodeId, NodeSpec
+from ..base import ListedNode, NodeAddress, NodeId, NodeSpec
 from ..common.bootstrap import DEFAULT_USER, public_keys
 from ..common.node_config import parse_node_config
 from ..common.polling import poll
@@ -107,12 +107,17 @@ class GcpNodeProvider:
 
     # -- listing ----------------------------------------------------------------------------------
 
-    def non_terminated_nodes(self, tags: Mapping[str, str]) -> list[NodeId]:
+    def list_nodes(self, tags: Mapping[str, str]) -> list[ListedNode]:
+        """One instances.aggregatedList (label filter server-side; pages only past 500 nodes), oldest first."""
         wanted = {**tags, T.CLUSTER: self.cluster_name, T.WORKSPACE: self.workspace_name}
         with gcp_errors(f"listing nodes of cluster {self.cluster_name!r}"):
             instances = labelled_instances(self.clients, wanted)
         self._remember(instances)
-        return [i.name for i in sorted(instances, key=lambda i: (i.creation_timestamp, i.name))]
+        ordered = sorted(instances, key=lambda i: (i.creation_timestamp, i.name))
+        return [ListedNode(i.name, dict(i.labels), _address(i)) for i in ordered]
+
+    def non_terminated_nodes(self, tags: Mapping[str, str]) -> list[NodeId]:
+        return [n.node_id for n in self.list_nodes(tags)]
 
     # -- launching --------------------------------------------------------------------------------
 
@@ -266,6 +271,13 @@ class GcpNodeProvider:
             cached = self._get(node_id)
         if not cached.network_interfaces:
             raise ProviderError(f"gcp: instance {node_id} has no network interface")
-        nic = cached.network_interfaces[0]
-        external = nic.access_configs[0].nat_i_p if nic.access_configs else None
-        return NodeAddress(internal_ip=nic.network_i_p, external_ip=external or None)
+        return _address(cached)
+
+
+def _address(instance: Any) -> NodeAddress:
+    """The first interface's addresses (empty while an instance has none yet: the next listing will)."""
+    if not instance.network_interfaces:
+        return NodeAddress(internal_ip="")
+    nic = instance.network_interfaces[0]
+    external = nic.access_configs[0].nat_i_p if nic.access_configs else None
+    return NodeAddress(internal_ip=nic.network_i_p, external_ip=external or None)

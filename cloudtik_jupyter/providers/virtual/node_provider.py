@@ -14,7 +14,7 @@ from ... import paths
 from ...config.schema import VirtualProviderConfig
 from ...errors import ProviderError
 from .. import tags as T
-from ..base import NodeAddress, NodeId, NodeSpec
+from ..base import ListedNode, NodeAddress, NodeId, NodeSpec
 from . import addresses, state
 from .client import HypervisorClient
 from .protocol import CreateRequest
@@ -58,11 +58,15 @@ class VirtualNodeProvider:
             raise ProviderError(f"no virtual node {node_id} in cluster {self.cluster_name}")
         return record
 
-    def non_terminated_nodes(self, tags: Mapping[str, str]) -> list[NodeId]:
-        """Live nodes of this cluster carrying all `tags`, oldest first."""
+    def list_nodes(self, tags: Mapping[str, str]) -> list[ListedNode]:
+        """Live nodes of this cluster carrying all `tags`, oldest first (one read of the state dir)."""
         records = [r for r in state.list_records(self.home) if self._ours(r) and r.has_tags(tags)]
         live = [r for r in records if state.is_alive(r)]
-        return [r.node_id for r in sorted(live, key=lambda r: (r.launched_at, r.node_id))]
+        ordered = sorted(live, key=lambda r: (r.launched_at, r.node_id))
+        return [ListedNode(r.node_id, dict(r.tags), _address(r)) for r in ordered]
+
+    def non_terminated_nodes(self, tags: Mapping[str, str]) -> list[NodeId]:
+        return [n.node_id for n in self.list_nodes(tags)]
 
     def create_nodes(self, spec: NodeSpec, tags: Mapping[str, str], count: int) -> list[NodeId]:
         if count <= 0:
@@ -104,10 +108,13 @@ class VirtualNodeProvider:
         state.update_tags(self.home, node_id, tags)
 
     def address(self, node_id: NodeId) -> NodeAddress:
-        record = self._record(node_id)
-        return NodeAddress(
-            internal_ip=record.ip,
-            external_ip=record.ip if record.kind == T.KIND_HEAD else None,
-            ssh_port=record.port,
-            host_key=record.host_key,
-        )
+        return _address(self._record(node_id))
+
+
+def _address(record: state.NodeRecord) -> NodeAddress:
+    return NodeAddress(
+        internal_ip=record.ip,
+        external_ip=record.ip if record.kind == T.KIND_HEAD else None,
+        ssh_port=record.port,
+        host_key=record.host_key,
+    )
