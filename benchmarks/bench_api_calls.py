@@ -1,0 +1,184 @@
+"""Cloud API calls a 10-node AWS cluster costs while people watch it (moto on 127.0.0.1, no SSH).
+
+The nodes are launched through the launcher's own `launch_node` (the provider's RunInstances); nothing
+ever connects to the addresses moto hands out (the `endpoint_url` in the config makes every SSH target
+refuse). Two figures, calls counted with botocore event hooks on each view's EC2 client:
+
+- cold status: one `status` read as a new CLI process makes it (a new Cluster: nothing cached);
+- watchers: 3 views (`Cluster.watch_async`, as the notebook view, the panel and `status --watch` use it)
+  on a cluster whose head is up-to-date but whose store cannot be reached from here, so every view falls
+  back to the provider every `max_interval` (1 s): the provider-fallback path of the issue's watchers.
+
+Calls are split into listings (DescribeInstances by filter), per-node describes (DescribeInstances by
+instance id) and anything else. Run it on another checkout (PYTHONPATH) to compare before/after.
+
+    .venv/bin/python benchmarks/bench_api_calls.py [--seconds 30] [--nodes 10] [--watchers 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from collections import Counter
+from typing import Any
+
+
+class CallCounter:
+    """EC2 calls seen by botocore's before-call event on every client it is attached to."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def attach(self, ec2: Any) -> None:
+        ec2.meta.events.register("before-call.ec2", self._seen)
+
+    def _seen(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name == "DescribeInstances":
+            self.calls["per-node describe" if params.get("InstanceIds") else "listing"] += 1
+        else:
+            self.calls[f"other ({model.name})"] += 1
+
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+def config(endpoint: str, image: str, nodes: int) -> dict[str, Any]:
+    return {
+        "cluster_name": "bench",
+        "workspace_name": "bench",
+        "provider": {"type": "aws", "region": "us-east-1", "endpoint_url": endpoint},
+        "auth": {"ssh_user": "spark"},
+        "head_node_type": "head",
+        "available_node_types": {
+            "head": {"node_config": {"ImageId": image}},
+            "worker": {
+                "node_config": {"ImageId": image},
+                "min_workers": nodes - 1,
+                "max_workers": nodes - 1,
+            },
+        },
+    }
+
+
+async def launch(cfg: dict[str, Any], nodes: int) -> None:
+    from cloudtik_jupyter.cluster import launcher
+    from cloudtik_jupyter.cluster.context import ClusterContext
+    from cloudtik_jupyter.config import load_config
+    from cloudtik_jupyter.providers import tags as T
+
+    ctx = ClusterContext(load_config(cfg, check_files=False))
+    ctx.save_record()
+    head = await launcher.launch_node(ctx, "head", T.KIND_HEAD, launcher.HEAD_SEQ)
+    for seq in range(2, nodes + 1):
+        await launcher.launch_node(ctx, "worker", T.KIND_WORKER, seq)
+    # Set up, as far as the provider's tags say: views then look for the head's store (unreachable here).
+    for node_id in ctx.provider.non_terminated_nodes(ctx.cluster_tags()):
+        ctx.provider.set_node_tags(node_id, {T.NODE_STATUS: T.NodeStatus.UP_TO_DATE.value})
+    assert head
+    await ctx.close()
+
+
+def cold_status(cfg: dict[str, Any], reads: int) -> CallCounter:
+    from cloudtik_jupyter.api import Cluster
+
+    counter = CallCounter()
+    for _ in range(reads):
+        cluster = Cluster(cfg)  # as a new `cloudtik status` process: nothing cached
+        counter.attach(cluster._ctx.provider.clients.ec2)  # type: ignore[attr-defined]
+        status = cluster.status()
+        assert len(status.nodes) > 0
+    return counter
+
+
+async def watchers(cfg: dict[str, Any], count: int, seconds: float) -> tuple[CallCounter, list[int]]:
+    from cloudtik_jupyter.api import Cluster
+
+    counter = CallCounter()
+    updates = [0] * count
+
+    async def watch(i: int) -> None:
+        cluster = Cluster(cfg)
+        counter.attach(cluster._ctx.provider.clients.ec2)  # type: ignore[attr-defined]
+        async for _ in cluster.watch_async(max_interval=1.0):
+            updates[i] += 1
+
+    tasks = [asyncio.create_task(watch(i)) for i in range(count)]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=seconds)
+        for task in done:
+            task.result()  # a view that ended early is a failure, not a figure
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return counter, updates
+
+
+def show(title: str, counter: CallCounter, per: float, unit: str) -> None:
+    print(f"{title}: {counter.total() / per:.1f} calls/{unit}")
+    for kind, n in sorted(counter.calls.items()):
+        print(f"    {kind:<32} {n / per:8.1f} /{unit}")
+
+
+def main(seconds: float, nodes: int, count: int, reads: int) -> None:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="cloudtik-bench-calls-") as home:
+            os.environ.update(
+                AWS_ACCESS_KEY_ID="testing",
+                AWS_SECRET_ACCESS_KEY="testing",
+                AWS_DEFAULT_REGION="us-east-1",
+                AWS_CONFIG_FILE=os.path.join(home, "none"),
+                AWS_SHARED_CREDENTIALS_FILE=os.path.join(home, "none"),
+                AWS_EC2_METADATA_DISABLED="true",
+                CLOUDTIK_HOME=home,
+            )
+            import logging
+
+            from cloudtik_jupyter.api.workspace import Workspace
+            from cloudtik_jupyter.providers.aws.clients import make_clients
+
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            ec2 = make_clients("us-east-1", endpoint).ec2
+            image = str(ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"])
+            Workspace(
+                {
+                    "workspace_name": "bench",
+                    "provider": {"type": "aws", "region": "us-east-1", "endpoint_url": endpoint},
+                    "networking": {"allowed_ssh_cidrs": ["203.0.113.7/32"]},
+                }
+            ).create()
+            cfg = config(endpoint, image, nodes)
+            asyncio.run(launch(cfg, nodes))
+
+            print(f"{nodes}-node cluster on AWS (moto); calls counted by botocore event hooks")
+            show("cold status (a new process each)", cold_status(cfg, reads), reads, "status")
+            started = time.monotonic()
+            counter, updates = asyncio.run(watchers(cfg, count, seconds))
+            minutes = (time.monotonic() - started) / 60
+            show(f"{count} watchers for {seconds:.0f} s (provider fallback, 1 s)", counter, minutes, "min")
+            listings = counter.calls["listing"] / minutes
+            print(f"    listings/min per watcher: {listings / count:.1f}; updates seen: {updates}")
+            print(
+                f"    target (issue 15, needs the store as read model): <= 2 listings/min in total: {listings:.0f}"
+            )
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--nodes", type=int, default=10)
+    parser.add_argument("--watchers", type=int, default=3)
+    parser.add_argument("--reads", type=int, default=5)
+    args = parser.parse_args()
+    main(args.seconds, args.nodes, args.watchers, args.reads)
