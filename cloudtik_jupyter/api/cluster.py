@@ -204,17 +204,17 @@ class Cluster(RuntimeHelpers):
     async def _watch(self, max_interval: float) -> AsyncIterator[ClusterStatus]:
         last: ClusterStatus | None = None
         while True:
-            current = await cluster_status(self._ctx)
+            nodes = await self._ctx.nodes()  # one provider listing per look, shared with the status
+            current = await cluster_status(self._ctx, nodes=nodes)
             if current != last:
                 yield current
                 last = current
             if not current.nodes and not record_exists(self.name):
                 return
-            await self._next_change(current, max_interval)
+            await self._next_change(next((n for n in nodes if n.kind == T.KIND_HEAD), None), max_interval)
 
-    async def _next_change(self, status: ClusterStatus, timeout: float) -> None:
+    async def _next_change(self, head: NodeRef | None, timeout: float) -> None:
         """Return on the store's next change (or after `timeout`, the most a view is allowed to lag)."""
-        head = await self._ctx.head() if status.head else None
         if head is None or head.status != T.NodeStatus.UP_TO_DATE.value:
             await asyncio.sleep(min(timeout, 0.2))  # no store yet: look again soon
             return

@@ -118,9 +118,12 @@ def node_row(
     )
 
 
-async def cluster_status(ctx: ClusterContext, *, events: int = 20) -> ClusterStatus:
-    """Provider view (nodes, their setup state) joined with the head's store (heartbeats, metrics, events)."""
-    nodes = await ctx.nodes()
+async def cluster_status(
+    ctx: ClusterContext, *, events: int = 20, nodes: list[NodeRef] | None = None
+) -> ClusterStatus:
+    """Provider view (nodes, their setup state) joined with the head's store (heartbeats, metrics, events).
+    `nodes`: a listing the caller just made (`ctx.nodes()`), so it is not made twice."""
+    nodes = await ctx.nodes() if nodes is None else nodes
     types = ctx.config.worker_types()
     desired = {t: nt.min_workers for t, nt in types.items()}
     beats: dict[str, float] = {}
