@@ -10,7 +10,10 @@ refuse). Two figures, calls counted with botocore event hooks on each view's EC2
   back to the provider every `max_interval` (1 s): the provider-fallback path of the issue's watchers.
 
 Calls are split into listings (DescribeInstances by filter), per-node describes (DescribeInstances by
-instance id) and anything else. Run it on another checkout (PYTHONPATH) to compare before/after.
+instance id) and anything else. Then the same cluster on GCP and Azure (the local fake REST servers of
+tests/clouds/fakes, requests counted by the fake): calls of a cold status read and of a warm one (the
+same process again, as a watcher or the CLI session reads). Run it on another checkout (PYTHONPATH) to
+compare before/after.
 
     .venv/bin/python benchmarks/bench_api_calls.py [--seconds 30] [--nodes 10] [--watchers 3]
 """
@@ -117,6 +120,61 @@ async def watchers(cfg: dict[str, Any], count: int, seconds: float) -> tuple[Cal
     return counter, updates
 
 
+def fake_clouds(home: str, nodes: int, reads: int) -> None:
+    """Cold and warm status reads on GCP and Azure: requests as the fake REST servers saw them."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "clouds"))
+    from fakes.azure import FakeAzure
+    from fakes.envs import AzureEnv, GcpEnv
+    from fakes.gcp import FakeGcp
+
+    from cloudtik_jupyter.api import Cluster
+
+    os.environ.update(
+        AZURE_CONFIG_DIR=os.path.join(home, "none"),
+        CLOUDSDK_CONFIG=os.path.join(home, "none"),
+        GOOGLE_APPLICATION_CREDENTIALS=os.path.join(home, "none.json"),
+    )
+    gcp_image = {"sourceImage": "projects/debian-cloud/global/images/family/debian-12"}
+    azure_image = {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server"}}
+    for cloud, fake, make_env, image in (
+        ("gcp", FakeGcp(), GcpEnv, gcp_image),
+        ("azure", FakeAzure(), AzureEnv, azure_image),
+    ):
+        fake.start()
+        try:
+            env = make_env(fake, Path(home))  # type: ignore[operator]
+            env.workspace("bench").create()
+            cfg = {
+                **config("", "", nodes),
+                "provider": env.provider_dict(),
+                "available_node_types": {
+                    "head": {"node_config": image},
+                    "worker": {"node_config": image, "min_workers": nodes - 1, "max_workers": nodes - 1},
+                },
+            }
+            asyncio.run(launch(cfg, nodes))
+            cold: Counter[str] = Counter()
+            warm: Counter[str] = Counter()
+            for _ in range(reads):
+                cluster = Cluster(cfg)
+                for seen in (cold, warm):
+                    before = len(fake.server.requests)
+                    assert cluster.status().nodes
+                    for r in fake.server.requests[before:]:
+                        *_, kind, last = r.path.rstrip("/").split("/")
+                        one = last.startswith("bench-")  # a node's own resource, not a collection
+                        seen[f"{r.method} {'one of ' + kind if one else 'list ' + last}"] += 1
+            for label, seen in (("cold", cold), ("warm", warm)):
+                print(f"{cloud} {label} status: {sum(seen.values()) / reads:.1f} calls/status")
+                for kind, n in sorted(seen.items()):
+                    print(f"    {kind:<32} {n / reads:8.1f} /status")
+        finally:
+            fake.stop()
+
+
 def show(title: str, counter: CallCounter, per: float, unit: str) -> None:
     print(f"{title}: {counter.total() / per:.1f} calls/{unit}")
     for kind, n in sorted(counter.calls.items()):
@@ -170,6 +228,7 @@ def main(seconds: float, nodes: int, count: int, reads: int) -> None:
             print(
                 f"    target (issue 15, needs the store as read model): <= 2 listings/min in total: {listings:.0f}"
             )
+            fake_clouds(home, nodes, reads)
     finally:
         server.stop()
 
