@@ -58,6 +58,7 @@ class Memory:
     seen: Observations = field(default_factory=Observations)
     updates: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     rows: dict[str, NodeRecord] | None = None  # the node table as this controller last wrote it
+    listed: dict[str, tuple[str | None, ...]] = field(default_factory=dict)  # what each row was made from
     failed_in_a_row: dict[str, int] = field(default_factory=dict)  # node type -> workers retired as broken
     tagged_version: int = -1  # desired-count version last written into worker tags
     full_at: float | None = None  # when every worker was last viewed (monotonic)
@@ -288,7 +289,19 @@ class Controller:
         """Mirror provider state into the node table; drop rows of nodes the provider no longer has."""
         alive = {n.node_id for n in nodes}
         changed = []
+        listed = self.memory.listed
         for n in nodes:
+            tags = n.tags  # what the row is made of, compared as it comes: most nodes did not change
+            key = (
+                tags.get(T.NODE_TYPE),
+                tags.get(T.NODE_KIND),
+                tags.get(T.NODE_STATUS),
+                tags.get(T.NODE_SEQ),
+                n.address.internal_ip,
+            )
+            if listed.get(n.node_id) == key and n.node_id in records:
+                continue
+            listed[n.node_id] = key
             row = NodeRecord(n.node_id, n.node_type, n.kind, n.address.internal_ip, n.status, n.seq)
             if records.get(n.node_id) != row:
                 changed.append(row)
@@ -298,6 +311,7 @@ class Controller:
         for node_id, row in list(records.items()):
             if node_id not in alive:
                 del records[node_id]
+                listed.pop(node_id, None)
                 await self.store.remove_node(node_id)
                 await revoke_node(self.store, self.state_dir / REDIS_DIR, node_id)
                 await self.store.clear_update_tries(node_id)
