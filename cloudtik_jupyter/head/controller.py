@@ -336,6 +336,7 @@ class Controller:
             self._forget(node_id)
             if self.memory.rows is not None:
                 self.memory.rows.pop(node_id, None)
+            self.memory.listed.pop(node_id, None)
             await self.store.remove_node(node_id)
             await revoke_node(self.store, self.state_dir / REDIS_DIR, node_id)
             await self.store.clear_update_tries(node_id)

@@ -154,3 +154,4 @@ async def test_incremental_ticks_count_settled_workers_and_still_act(
         assert decision.terminate == dict.fromkeys(ids[-4:], "scaled down")
         assert sorted(provider.tags) == sorted(set(ids[:-4]) - {ids[5]})
         assert {r.node_id for r in await store.nodes()} == set(provider.tags)
+        assert set(controller.memory.listed) == set(provider.tags)  # nothing kept of the nodes gone
