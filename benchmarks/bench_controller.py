@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -128,6 +129,7 @@ async def main() -> None:
                 assert decision.empty
     finally:
         await servers.stop()
+        shutil.rmtree(work, ignore_errors=True)
     steady = statistics.median(samples[False]) * 1000
     full = statistics.median(samples[True]) * 1000
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
