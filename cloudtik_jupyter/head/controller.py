@@ -34,7 +34,7 @@ from ..providers import tags as T
 from ..runtimes.secret import SECRET_FILE
 from ..state.acl import grant_node, revoke_node
 from ..state.endpoints import RedisEndpoints
-from ..state.records import ChangeKind, NodeRecord
+from ..state.records import ChangeKind, NodeHealth, NodeRecord
 from ..state.store import StateStore
 from .identity import IDENTITY_FILE, desired_tag, reservation, restore_identity, tag_identity, write_tags
 from .observe import Observations
@@ -46,6 +46,9 @@ ADOPT_TIMEOUT = 60.0  # restarting the agent of a worker set up under a previous
 SETUP_SSH_WAIT = 120.0  # a new worker's SSH may take this long to come up (cloud VMs boot slowly)
 LAUNCH_CONCURRENCY = 16  # provider calls at a time, whatever the count asked for
 UPDATE_CONCURRENCY = 32  # workers being set up (SSH sessions from the head) at a time
+# Ticks in between view only workers that are not settled (Observations.split): the same decisions, checked
+# by tests/unit/test_incremental_tick.py; a full view now and then costs little and guards the shortcut.
+FULL_RECONCILE = 60.0
 
 
 @dataclass
@@ -55,8 +58,10 @@ class Memory:
     seen: Observations = field(default_factory=Observations)
     updates: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     rows: dict[str, NodeRecord] | None = None  # the node table as this controller last wrote it
+    listed: dict[str, tuple[str | None, ...]] = field(default_factory=dict)  # what each row was made from
     failed_in_a_row: dict[str, int] = field(default_factory=dict)  # node type -> workers retired as broken
     tagged_version: int = -1  # desired-count version last written into worker tags
+    full_at: float | None = None  # when every worker was last viewed (monotonic)
 
 
 class Controller:
@@ -79,6 +84,7 @@ class Controller:
             name: TypeLimits(nt.min_workers, nt.effective_max) for name, nt in config.worker_types().items()
         }
         self.worker_hash = plan_for(config, T.KIND_WORKER).launch_hash
+        self.memory.full_at = None
 
     def _mtime(self) -> float:
         try:
@@ -160,11 +166,10 @@ class Controller:
             self.store.desired_state(),
             self.store.update_tries(),
         )
-        views = self.memory.seen.views(
-            workers, head, beats, health, now, worker_hash=self.worker_hash, config=self.config.head
-        )
-        tries = await self._clear_tries_of_healthy(views, tries)
         in_flight = {n for n, t in self.memory.updates.items() if not t.done()}
+        idle_timeout = self.config.idle_timeout_minutes * 60
+        views, settled = self._views(workers, head, beats, health, now, wanted.counts, in_flight, tries)
+        tries = await self._clear_tries_of_healthy(views, tries)
         requested = wanted.now - wanted.requested_at if wanted.requested_at is not None else float("inf")
         decision = decide(
             self.limits,
@@ -173,10 +178,11 @@ class Controller:
             update_tries=tries,
             in_flight=in_flight,
             heartbeat_timeout=self.config.head.heartbeat_timeout,
-            idle_timeout=self.config.idle_timeout_minutes * 60,
+            idle_timeout=idle_timeout,
             max_update_tries=self.config.head.max_update_tries,
             suspended=self._suspended(),
             since_request=requested,
+            settled=settled,
         )
         await self._release(decision, wanted.counts, {v.node_id: v.node_type for v in views})
         by_id = {w.node_id: w for w in workers}
@@ -195,6 +201,40 @@ class Controller:
             self.store, self.ctx.provider, kept, self.memory.tagged_version
         )
         return decision
+
+    def _views(
+        self,
+        workers: list[NodeRef],
+        head: NodeRef | None,
+        beats: dict[str, float],
+        health: dict[str, NodeHealth],
+        now: float,
+        desired: dict[str, int],
+        in_flight: set[str],
+        tries: dict[str, int],
+    ) -> tuple[list[WorkerView], dict[str, int]]:
+        """Views of the workers `decide` must look at, and per type the settled ones it only counts
+        (incremental); a view of every worker on the first tick and every FULL_RECONCILE seconds."""
+        mono = time.monotonic()
+        full = self.memory.full_at is None or mono - self.memory.full_at >= FULL_RECONCILE
+        if full:
+            self.memory.full_at = mono
+        return self.memory.seen.for_tick(
+            workers,
+            head,
+            beats,
+            health,
+            now,
+            mono,
+            full=full,
+            worker_hash=self.worker_hash,
+            config=self.config.head,
+            limits=self.limits,
+            desired=desired,
+            in_flight=in_flight,
+            tries=tries,
+            idle_timeout=self.config.idle_timeout_minutes * 60,
+        )
 
     def _suspended(self) -> frozenset[str]:
         limit = self.config.head.max_failed_launches
@@ -249,7 +289,19 @@ class Controller:
         """Mirror provider state into the node table; drop rows of nodes the provider no longer has."""
         alive = {n.node_id for n in nodes}
         changed = []
+        listed = self.memory.listed
         for n in nodes:
+            tags = n.tags  # what the row is made of, compared as it comes: most nodes did not change
+            key = (
+                tags.get(T.NODE_TYPE),
+                tags.get(T.NODE_KIND),
+                tags.get(T.NODE_STATUS),
+                tags.get(T.NODE_SEQ),
+                n.address.internal_ip,
+            )
+            if listed.get(n.node_id) == key and n.node_id in records:
+                continue
+            listed[n.node_id] = key
             row = NodeRecord(n.node_id, n.node_type, n.kind, n.address.internal_ip, n.status, n.seq)
             if records.get(n.node_id) != row:
                 changed.append(row)
@@ -259,6 +311,7 @@ class Controller:
         for node_id, row in list(records.items()):
             if node_id not in alive:
                 del records[node_id]
+                listed.pop(node_id, None)
                 await self.store.remove_node(node_id)
                 await revoke_node(self.store, self.state_dir / REDIS_DIR, node_id)
                 await self.store.clear_update_tries(node_id)
@@ -283,6 +336,7 @@ class Controller:
             self._forget(node_id)
             if self.memory.rows is not None:
                 self.memory.rows.pop(node_id, None)
+            self.memory.listed.pop(node_id, None)
             await self.store.remove_node(node_id)
             await revoke_node(self.store, self.state_dir / REDIS_DIR, node_id)
             await self.store.clear_update_tries(node_id)

@@ -146,7 +146,7 @@ def tag_writes(
                 tags[T.DESIRED] = desired_tag(counts[node_type], version)
             if any(current.get(k) != v for k, v in tags.items()):
                 writes.append((node_id, tags))
-    elif workers and max(_int_tag(t, T.SEQ_HWM) for _, _, t in workers) < counter:
+    elif workers and not any(_int_tag(t, T.SEQ_HWM) >= counter for _, _, t in workers):
         writes.append((workers[0][0], {T.SEQ_HWM: str(counter)}))  # its holder is gone
     return writes
 
@@ -167,6 +167,8 @@ async def tag_identity(
     if not workers:
         return tagged_version
     wanted, counter = await asyncio.gather(store.desired_state(), store.seq_counter())
+    if wanted.version == tagged_version and any(_int_tag(w.tags, T.SEQ_HWM) >= counter for w in workers):
+        return tagged_version  # the usual tick: nothing new, and the oldest workers carry the mark
     listed = [(w.node_id, w.node_type, w.tags) for w in workers]
     await write_tags(provider, tag_writes(listed, wanted.counts, wanted.version, counter, tagged_version))
     return wanted.version

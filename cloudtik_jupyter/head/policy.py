@@ -108,11 +108,16 @@ def decide(
     max_update_tries: int = 3,
     suspended: frozenset[str] = frozenset(),
     since_request: float = float("inf"),
+    settled: Mapping[str, int] | None = None,
 ) -> Decision:
     """One tick: recover or retire unhealthy workers, then launch/remove to reach the desired counts.
 
     `update_tries`: recovery or setup attempts since the node was last healthy. Types in `suspended` get
-    no new workers (their setup keeps failing). `since_request`: seconds since the last scale request."""
+    no new workers (their setup keeps failing). `since_request`: seconds since the last scale request.
+    `settled`: per type, workers left out of `workers` because they are healthy, need nothing and are not
+    idle-eligible (`Observations.split`): they count as alive. Only valid where no removal order is needed
+    (`needs_every_view`)."""
+    settled = settled or {}
     decision = Decision(
         desired={t: clamp_request(desired.get(t, lim.min_workers), lim) for t, lim in limits.items()}
     )
@@ -153,13 +158,16 @@ def decide(
     for node_type, lim in limits.items():
         alive = by_type.get(node_type, [])
         target = decision.desired[node_type]
+        quiet = settled.get(node_type, 0)
+        if quiet and len(alive) + quiet > target:
+            raise ValueError(f"{node_type}: removing workers needs every view (see needs_every_view)")
         if len(alive) > target:
             for w in sorted(alive, key=_removal_order)[: len(alive) - target]:
                 decision.terminate[w.node_id] = "scaled down"
             alive = [w for w in alive if w.node_id not in decision.terminate]
-        elif len(alive) < target:
+        elif len(alive) + quiet < target:
             if node_type not in suspended:
-                decision.launch[node_type] = target - len(alive)
+                decision.launch[node_type] = target - len(alive) - quiet
         elif idle_timeout > 0 and since_request >= idle_timeout and target > lim.min_workers:
             # At full size and quiet: release workers that did nothing for the idle timeout.
             busy_here = in_flight.union(decision.update)  # being set up or restarted: not idle
@@ -175,3 +183,20 @@ def decide(
                 decision.desired[node_type] -= 1
     decision.update[:] = [n for n in decision.update if n not in decision.terminate]
     return decision
+
+
+def needs_every_view(
+    limits: Mapping[str, TypeLimits],
+    desired: Mapping[str, int],
+    workers: list[WorkerView],
+    settled: Mapping[str, int],
+) -> bool:
+    """True when a type may have more workers than its target: choosing which to remove needs them all."""
+    seen: dict[str, int] = defaultdict(int)
+    for w in workers:
+        seen[w.node_type] += 1
+    for node_type, quiet in settled.items():
+        lim = limits[node_type]
+        if quiet and seen[node_type] + quiet > clamp_request(desired.get(node_type, lim.min_workers), lim):
+            return True
+    return False

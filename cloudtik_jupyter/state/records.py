@@ -6,6 +6,7 @@ node table, so the controller can change one field atomically).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -173,6 +174,10 @@ class NodeHealth:
     @classmethod
     def parse(cls, raw: str) -> NodeHealth:
         """Tolerant: a garbled report (workers are less trusted) reads as busy, never as an error."""
+        return _parse_health(raw)
+
+    @classmethod
+    def _parse(cls, raw: str) -> NodeHealth:
         cpu, failed, user_cpu, sessions, busy = [*raw.split("|"), "", "", ""][:5]
         try:
             activity = NodeActivity(
@@ -181,6 +186,10 @@ class NodeHealth:
             return cls(float(cpu or 0), tuple(failed.split(",")) if failed else (), activity)
         except ValueError:
             return cls(100.0, (), NodeActivity(runtime_busy=True))
+
+
+# The controller reads every node's report every tick; most are the same as last tick (and as each other's).
+_parse_health = functools.lru_cache(maxsize=1 << 16)(NodeHealth._parse)
 
 
 def health_summary(processes: Iterable[ProcessRecord], activity: NodeActivity | None = None) -> str:
