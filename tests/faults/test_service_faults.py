@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from cloudtik_jupyter.api import Cluster
+from cloudtik_jupyter.errors import CommandFailed
 from cloudtik_jupyter.waiting import wait_for_sync
 
 from .helpers import (
@@ -93,11 +94,14 @@ def test_killed_agents_are_restarted_by_their_keepers(
         after = wait_converged(cluster, 2, what=f"the agent of {node or 'the head'} to be back")
         assert agent_pids(cluster, node)[1] == keeper
         assert [w.node_id for w in after.workers] == [w.node_id for w in before.workers]  # none replaced
-    wait_for_sync(
-        lambda: all(status == "running" for _, status in agent_status(cluster).values()),
-        timeout=30,
-        what="every head service to run again",
-    )
+
+    def head_services_running() -> bool:
+        try:
+            return all(status == "running" for _, status in agent_status(cluster).values())
+        except CommandFailed:  # the new agent's control socket is not listening yet
+            return False
+
+    wait_for_sync(head_services_running, timeout=30, what="every head service to run again")
     assert_nothing_leaked(fault_home, after)
 
 
