@@ -19,7 +19,7 @@ from cloudtik_jupyter.cluster.updater import plan_for
 from cloudtik_jupyter.config import dump_config, load_config
 from cloudtik_jupyter.head.controller import Controller
 from cloudtik_jupyter.providers import tags as T
-from cloudtik_jupyter.providers.base import NodeAddress, NodeSpec
+from cloudtik_jupyter.providers.base import ListedNode, NodeAddress, NodeSpec
 from cloudtik_jupyter.state.records import Heartbeat, ProcessRecord, ProcessStatus
 from cloudtik_jupyter.state.redis_server import prepare_redis
 from cloudtik_jupyter.state.store import StateStore
@@ -50,6 +50,9 @@ class DictProvider:
 
     def non_terminated_nodes(self, tags: Mapping[str, str]) -> list[str]:
         return [n for n, t in self.tags.items() if all(t.get(k) == v for k, v in tags.items())]
+
+    def list_nodes(self, tags: Mapping[str, str]) -> list[ListedNode]:
+        return [ListedNode(n, dict(self.tags[n]), self.addresses[n]) for n in self.non_terminated_nodes(tags)]
 
     def create_nodes(self, spec: NodeSpec, tags: Mapping[str, str], count: int) -> list[str]:
         ids = [f"dict-{len(self.tags) + i:04d}" for i in range(count)]
