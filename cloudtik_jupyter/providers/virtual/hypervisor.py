@@ -94,7 +94,9 @@ class Hypervisor:
         server.settimeout(min(max(self._idle_exit / 4, 0.05), DEAD_NODE_CHECK))
         while self._running:
             reap_children()
-            self._take_down_dead_nodes()
+            # A node whose root process died is a machine that crashed: what it left running (re-parented
+            # to us) goes with it, as with a real machine, instead of living on until someone asks.
+            self.collect_garbage(dead_nodes=True)
             try:
                 conn, _ = server.accept()
             except TimeoutError:
@@ -103,14 +105,6 @@ class Hypervisor:
             with conn:
                 self._handle(conn, [server, conn])
             self._check_idle()
-
-    def _take_down_dead_nodes(self) -> None:
-        """A node whose root process died is a machine that crashed: what it left running (re-parented to
-        us) goes with it, as it would with a real machine, instead of living on until someone asks."""
-        dead = [r.node_id for r in state.list_records(self.home) if not state.is_alive(r)]
-        if dead:
-            with contextlib.suppress(CloudtikError):
-                self.terminate(dead)
 
     def _check_idle(self) -> None:
         if state.live_records(self.home):
