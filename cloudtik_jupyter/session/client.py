@@ -230,8 +230,8 @@ def _error(message: str) -> None:
     sys.stderr.write(f"\x1b[31mError: {message}\x1b[0m\n" if red else f"Error: {message}\n")
 
 
-def ping(place: P.Place) -> dict[str, Any] | None:
-    """The running session's pid, commands served and running; None if none answers (none is started)."""
+def _ask(place: P.Place, op: str) -> dict[str, Any] | None:
+    """The running session's answer to `op`; None if none answers (none is started)."""
     try:
         sock = _try_connect(place.socket)
     except (OSError, Unavailable):
@@ -243,26 +243,17 @@ def ping(place: P.Place) -> dict[str, Any] | None:
         if _hello(sock, reader, place, ANSWER_TIMEOUT) != "ok":
             return None
         try:
-            send(sock, {"op": "ping"})
+            send(sock, {"op": op})
             return reader.read()
         except (OSError, WireError):
             return None
 
 
+def ping(place: P.Place) -> dict[str, Any] | None:
+    """The running session's pid, commands served and running; None if none answers (none is started)."""
+    return _ask(place, "ping")
+
+
 def stop(place: P.Place) -> bool:
     """Ask the session to stop (running commands get Ctrl-C); whether one was there."""
-    try:
-        sock = _try_connect(place.socket)
-    except (OSError, Unavailable):
-        return False
-    if sock is None:
-        return False
-    with sock:
-        reader = Reader(sock)
-        if _hello(sock, reader, place, ANSWER_TIMEOUT) != "ok":
-            return False
-        try:
-            send(sock, {"op": "stop"})
-            return reader.read() is not None
-        except (OSError, WireError):
-            return False
+    return _ask(place, "stop") is not None
