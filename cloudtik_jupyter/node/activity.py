@@ -2,7 +2,8 @@
 
 - CPU of the node's other processes: everything on the node that is not the agent, its keeper or a
   supervised service (user jobs started over SSH, notebooks, anything a user runs);
-- interactive shell sessions: processes on a terminal (``cloudtik attach``, an ssh login);
+- interactive shell sessions: terminals that processes of the node hold (``cloudtik attach``, an ssh
+  login); a shell and the command it runs share one terminal and count once;
 - the runtimes' own answer (`Runtime.busy(config, node)`, e.g. Spark: executors on this worker).
 
 "The node" is the process tree under ``$CLOUDTIK_NODE_ROOT_PID`` where a node shares its machine (the
@@ -68,7 +69,8 @@ class ActivitySampler:
         and the services' main processes; their descendants are excluded with them."""
         excluded = {p.pid for pid in excluded_roots for p in _tree(pid)}
         excluded.add(os.getpid())
-        cpu, sessions, seen = 0.0, 0, {}
+        cpu, seen = 0.0, {}
+        terminals: set[str] = set()
         for proc in self._candidates():
             if proc.pid in excluded:
                 continue
@@ -78,10 +80,11 @@ class ActivitySampler:
             seen[proc.pid] = known
             with contextlib.suppress(psutil.Error):
                 cpu += known.cpu_percent(interval=None)  # 0.0 on the first sample of a process
-                if _on_a_terminal(known):
-                    sessions += 1
+                terminal = _terminal(known)
+                if terminal:
+                    terminals.add(terminal)
         self._procs = seen
-        return cpu, sessions
+        return cpu, len(terminals)
 
     async def activity(self, excluded_roots: Collection[int]) -> NodeActivity:
         """The node's activity now; the runtimes' answer is the last one they gave (they are asked in the
@@ -113,17 +116,18 @@ async def _ask(hook: BusyHook) -> bool | None:
         return None
 
 
-def _on_a_terminal(proc: psutil.Process) -> bool:
-    """Has a controlling terminal. Read from /proc where it exists: psutil maps terminals once per process
-    (a long-running agent would never see a pty opened after it started)."""
+def _terminal(proc: psutil.Process) -> str | None:
+    """The process's controlling terminal, if any. Read from /proc where it exists: psutil maps terminals
+    once per process (a long-running agent would never see a pty opened after it started)."""
     try:
         stat = Path(f"/proc/{proc.pid}/stat").read_text()
     except FileNotFoundError:
-        return proc.terminal() is not None
+        return proc.terminal()
     except OSError:
-        return False
+        return None
     fields = stat.rpartition(")")[2].split()
-    return len(fields) > 4 and fields[4] != "0"  # tty_nr
+    tty_nr = fields[4] if len(fields) > 4 else "0"
+    return None if tty_nr == "0" else tty_nr
 
 
 def _uid(proc: psutil.Process) -> int | None:

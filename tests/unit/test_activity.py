@@ -19,11 +19,12 @@ BURN = f"{sys.executable} -c 'while True: pass'"
 
 @pytest.fixture
 def node(monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen[bytes]]:
-    """A stand-in node root: a shell whose children are a CPU burner and a shell session on a pty."""
+    """A stand-in node root: a shell whose children are a CPU burner and one shell session on a pty, in
+    which a shell runs two commands (three processes on one terminal: one session)."""
     if shutil.which("script") is None:
         pytest.fail("`script` (util-linux / bsdutils) is needed to open a pty session")
     root = subprocess.Popen(
-        ["sh", "-c", f"{BURN} & script -qfc 'sleep 60' /dev/null </dev/null >/dev/null & wait"],
+        ["sh", "-c", f"{BURN} & script -qfc 'sleep 60 & sleep 60; wait' /dev/null </dev/null >/dev/null & wait"],
         start_new_session=True,
     )
     monkeypatch.setenv(NODE_ROOT_ENV, str(root.pid))
