@@ -37,6 +37,10 @@ class ServiceSpec(_Model):
     env: dict[str, str] = Field(default_factory=dict)  # added to the agent's environment
     cwd: Path | None = None
     health: HealthCheck | None = None
+    # Spawned only once this address accepts connections (a Spark worker: its master's UI), waited for
+    # before every start without a deadline: a daemon that retries on its own (Spark: every 5-15 s) would
+    # otherwise sit out a whole retry period when it starts first.
+    requires: HealthCheck | None = None
     restart: bool = True  # restart when it exits on its own
     max_restarts: int = Field(default=5, ge=0)  # consecutive; reset once it stayed up `stable_after`
     restart_delay: float = Field(default=0.5, ge=0)  # doubles per consecutive failure, up to 10 s

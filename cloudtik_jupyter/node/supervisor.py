@@ -33,7 +33,7 @@ class ServiceNotice:
     """Something worth an event in the cluster's log (the agent forwards it to the store)."""
 
     service: str
-    kind: str  # service-started | service-healthy | service-exited | service-gave-up | service-stopped
+    kind: str  # service-waiting | -started | -healthy | -exited | -gave-up | -stopped
     message: str
 
 
@@ -151,8 +151,26 @@ class Service:
             delay = min(delay * 1.5, 0.1)  # a late check delays the whole node coming up
         return False
 
+    async def _wait_required(self, check: HealthCheck) -> bool:
+        """Wait until `check`'s address accepts connections (False: stopped meanwhile)."""
+        delay, told = 0.02, False
+        while self._wanted:
+            if await _port_open(check):
+                return True
+            if not told:
+                self._notice("service-waiting", f"waiting for {check.host}:{check.port} before starting")
+                told = True
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            delay = min(delay * 1.5, 0.25)
+        return False
+
     async def _run_once(self) -> float:
         """Spawn, wait for health, wait for exit. Returns how long it ran."""
+        if self.spec.requires is not None:
+            self.status = ProcessStatus.STARTING
+            if not await self._wait_required(self.spec.requires):
+                return 0.0
         started = time.monotonic()
         try:
             proc = await self._spawn()

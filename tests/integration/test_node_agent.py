@@ -405,3 +405,39 @@ async def test_head_agent_runs_the_state_store_itself(tmp_path: Path) -> None:
             assert not alive
     finally:
         agent.cleanup()
+
+
+async def test_a_service_waits_for_what_it_requires_before_every_start(
+    make_agent: AgentFactory, store: StateStore
+) -> None:
+    """Like a Spark worker and its master: spawned only once the required address listens, and again
+    only once it listens after a restart; stopping the agent while it waits leaves nothing behind."""
+    host = make_agent.node_ip
+    port = free_port(host)
+    dependent = SLEEPER.model_copy(
+        update={"name": "dependent", "requires": HealthCheck(host=host, port=port), "restart_delay": 0.1}
+    )
+    agent = make_agent([dependent])
+
+    async def waiting() -> bool:
+        rows = {p.name: p for p in await store.processes("worker-1")}
+        return "dependent" in rows and rows["dependent"].status == ProcessStatus.STARTING
+
+    await wait_for(waiting, timeout=20, what="the dependent service to wait for its address")
+    assert not [p for p in agent.snapshot()[1:] if "sleep" in " ".join(p.cmdline())], "spawned too early"
+    events = [e.message for e in await store.events(50) if e.kind == "service-waiting"]
+    assert any(f"{host}:{port}" in m for m in events), events
+
+    server = socket.create_server((host, port))
+    try:
+        procs = await wait_for(lambda: running(store, "worker-1", "dependent"), timeout=20, what="started")
+    finally:
+        server.close()
+    old_pid = procs["dependent"].pid
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)  # its prerequisite is gone now: the restart waits for it again
+    await wait_for(waiting, timeout=20, what="the restart to wait for the address again")
+    assert not [p for p in agent.snapshot()[1:] if "sleep" in " ".join(p.cmdline())]
+
+    agent.proc.send_signal(signal.SIGTERM)
+    assert agent.proc.wait(timeout=20) == 0, agent.output()

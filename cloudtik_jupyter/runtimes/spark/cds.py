@@ -34,7 +34,6 @@ from .daemons import (
     JvmOptions,
     history_service,
     master_service,
-    master_url,
     worker_service,
 )
 from .install import SparkInstall
@@ -158,8 +157,7 @@ def _train(
         specs.append(master_service(install, config, host, jvm("master"), conf=conf))
     if "worker" in roles:
         work = tmp / "work"
-        url = master_url(config, host)
-        specs.append(worker_service(install, config, host, url, (1, 256), work, jvm("worker"), conf=conf))
+        specs.append(worker_service(install, config, host, host, (1, 256), work, jvm("worker"), conf=conf))
     if "history" in roles:
         events = tmp / "events"
         specs.append(
@@ -170,6 +168,12 @@ def _train(
     try:
         with open(tmp / "train.log", "wb") as log:
             for spec in specs:
+                if spec.requires is not None:  # the worker after its master, as the agent starts them
+                    wait_for_sync(
+                        functools.partial(_listening, spec.requires.host, spec.requires.port),
+                        timeout=timeout,
+                        what=f"{spec.name}'s prerequisite {spec.requires.port} (training)",
+                    )
                 procs.append(
                     subprocess.Popen(
                         spec.argv,

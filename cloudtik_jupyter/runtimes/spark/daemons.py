@@ -100,7 +100,7 @@ def worker_service(
     install: SparkInstall,
     config: SparkConfig,
     ip: str,
-    master: str,
+    head_ip: str,
     resources: tuple[int, int],
     work_dir: Path,
     jvm: JvmOptions,
@@ -112,12 +112,15 @@ def worker_service(
     if config.worker_port is not None:
         argv += ["--port", str(config.worker_port)]
     argv += ["--webui-port", str(config.worker_ui_port), "--cores", str(cores), "--memory", f"{memory}m"]
-    argv += ["--work-dir", str(work_dir), "--properties-file", str(conf), master]
+    argv += ["--work-dir", str(work_dir), "--properties-file", str(conf), master_url(config, head_ip)]
     return ServiceSpec(
         name=SERVICE_NAMES["worker"],
         argv=argv,
         env=_env(install, config, ip, jvm),
         health=_health(ip, config.worker_ui_port),
+        # The master's UI answers once it is ALIVE; a worker that registers earlier is told to come back
+        # in 5-15 s.
+        requires=HealthCheck(host=head_ip, port=config.master_ui_port),
     )
 
 

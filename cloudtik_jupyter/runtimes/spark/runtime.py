@@ -74,7 +74,7 @@ class SparkRuntime:
                 install,
                 spark,
                 node.ip,
-                daemons.master_url(spark, node.head_ip),
+                node.head_ip,
                 daemons.worker_resources(spark, node.resources),
                 node.runtime_dir / "work",
                 jvm_options(install, spark, "worker"),
