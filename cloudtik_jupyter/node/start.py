@@ -291,4 +291,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Every node's `up` waits on this exit: skip the interpreter's teardown (0.1-0.3 s of freeing
+    # modules on a loaded machine). Nothing is left to do: the agent runs in its own forked process.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
