@@ -94,8 +94,8 @@ def time_up(runtime: str, name: str) -> float:
 
 def floor(runtime: str, work: Path) -> float:
     from cloudtik_jupyter.config import load_config
+    from cloudtik_jupyter.records.node import NodeInfo
     from cloudtik_jupyter.runtimes import enabled_runtimes
-    from cloudtik_jupyter.runtimes.base import NodeInfo
     from cloudtik_jupyter.runtimes.secret import ensure_secret
     from cloudtik_jupyter.state.redis_server import prepare_redis, start_redis_servers
     from cloudtik_jupyter.waiting import wait_for_sync
@@ -108,7 +108,9 @@ def floor(runtime: str, work: Path) -> float:
     def spawn(ip: str, kind: str) -> None:
         resources = {"CPU": 1.0} if kind == "worker" else {}
         secret = ensure_secret(work / "runtime_secret")
-        node = NodeInfo("floor", ip, kind, kind, ip, head, work / ip / "runtime", resources, secret_file=secret)
+        node = NodeInfo(
+            "floor", ip, kind, kind, ip, head, work / ip / "runtime", resources, secret_file=secret
+        )
         node.runtime_dir.mkdir(parents=True, exist_ok=True)
         for spec in plugin.services(section, node):
             procs.append(

@@ -16,7 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from cloudtik_jupyter.runtimes.base import NodeInfo
+from cloudtik_jupyter.records.node import NodeInfo
 from cloudtik_jupyter.runtimes.secret import ensure_secret
 from cloudtik_jupyter.runtimes.spark.auth import properties_file, spark_secret
 from cloudtik_jupyter.runtimes.spark.runtime import SparkRuntime

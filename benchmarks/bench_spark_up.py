@@ -53,8 +53,8 @@ def time_up(name: str) -> float:
 
 def floor(work: Path) -> float:
     from cloudtik_jupyter.config import load_config
+    from cloudtik_jupyter.records.node import NodeInfo
     from cloudtik_jupyter.runtimes import enabled_runtimes
-    from cloudtik_jupyter.runtimes.base import NodeInfo
     from cloudtik_jupyter.runtimes.secret import ensure_secret
     from cloudtik_jupyter.state.redis_server import prepare_redis, start_redis_servers
     from cloudtik_jupyter.waiting import wait_for_sync

@@ -17,21 +17,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import aio, paths
 from ..cluster import launcher
-from ..cluster.context import CONFIG_FILE, ClusterContext, NodeRef, load_record, record_exists
+from ..cluster.context import ClusterContext, NodeRef, load_record, record_exists
 from ..cluster.progress import ProgressSink, ignore_progress
-from ..cluster.status import (
-    ClusterEvent,
-    ClusterInfo,
-    ClusterStatus,
-    ClusterSummary,
-    cluster_info,
-    cluster_status,
-)
+from ..cluster.status import cluster_info, cluster_status
 from ..cluster.updater import node_env
 from ..concurrency import gather_bounded
 from ..config.schema import ClusterConfig
 from ..errors import CloudtikError, ClusterNotFound, ConfigError
 from ..providers import tags as T
+from ..records.cluster import ClusterEvent, ClusterInfo, ClusterStatus, ClusterSummary
+from ..records.layout import CONFIG_FILE
 from ..state.records import ChangeKind
 from .runtimes import RuntimeHelpers
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import paths
-from ..cluster.context import CONFIG_FILE
+from ..records.layout import CONFIG_FILE
 from .cluster import Cluster
 
 _active: ClusterPool | None = None

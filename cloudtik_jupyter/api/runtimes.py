@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CloudtikError
 
 if TYPE_CHECKING:
-    from ..cluster.status import ClusterInfo
     from ..config.schema import ClusterConfig
+    from ..records.cluster import ClusterInfo
 
 
 class RuntimeHelpers:

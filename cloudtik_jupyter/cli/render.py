@@ -10,7 +10,7 @@ from ..cluster.progress import ProgressEvent
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..cluster.status import ClusterInfo, ClusterStatus
+    from ..records.cluster import ClusterInfo, ClusterStatus
 
 _STYLE = {"up-to-date": "green", "failed": "red", "terminate": "yellow"}
 

@@ -15,6 +15,8 @@ from ..errors import CloudtikError, ConfigError
 from ..providers import node_provider
 from ..providers import tags as T
 from ..providers.base import ListedNode, NodeProvider
+from ..records import node_env
+from ..records.layout import CONFIG_FILE
 
 if TYPE_CHECKING:
     from asyncssh import SSHClientConnection
@@ -23,7 +25,6 @@ if TYPE_CHECKING:
     from ..ssh.runner import SshTarget
     from ..state.store import StateStore
 
-CONFIG_FILE = "cluster.yaml"
 KEY_FILE = "id_ed25519"
 HOST_KEYS_FILE = "host_keys.json"
 
@@ -113,7 +114,7 @@ class ClusterContext:
             self._ssh = HostRunner(
                 self.key_path,
                 HostKeyStore(self.dir / HOST_KEYS_FILE),
-                local_addr=os.environ.get("CLOUDTIK_NODE_IP") or None,
+                local_addr=os.environ.get(node_env.NODE_IP) or None,
             )
         return self._ssh
 
@@ -195,7 +196,7 @@ class ClusterContext:
             host = addr.external_ip or addr.internal_ip
             return SshTarget(node.node_id, host, addr.ssh_port, user, host_key=addr.host_key)
         jump = self.target(head, None)
-        on_head = os.environ.get("CLOUDTIK_NODE_ID") == head.node_id
+        on_head = os.environ.get(node_env.NODE_ID) == head.node_id
         return SshTarget(
             node.node_id,
             addr.internal_ip,

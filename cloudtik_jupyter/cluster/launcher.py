@@ -19,6 +19,7 @@ from ..head.identity import IDENTITY_FILE, HeadIdentity, recovered_identity
 from ..providers import tags as T
 from ..providers.base import NodeSpec
 from ..providers.tags import NodeStatus
+from ..records.layout import CLIENT_KEY_FILE, CONFIG_FILE, HEAD_KEY_FILE, NODE_STATE
 from ..runtimes.secret import SECRET_FILE, ensure_secret
 from ..waiting import wait_for
 from .context import ClusterContext, NodeRef
@@ -26,13 +27,11 @@ from .health import head_problem
 from .identity_record import remember_identity
 from .live import fetch_store_credentials
 from .progress import ProgressEvent, ProgressSink, ignore_progress
-from .updater import NODE_STATE, needs_update, plan_for, update_node
+from .updater import needs_update, plan_for, update_node
 
 HEAD_SEQ = 1
 WAIT_FOR_WORKERS_SECONDS = 900.0
 HEAD_REPAIR_TIMEOUT = 60.0
-CLIENT_KEY_FILE = "client_key.pub"
-HEAD_KEY_FILE = "head_key"  # the head's key for the workers (node/start.py reads it on the head)
 
 
 def node_spec(ctx: ClusterContext, node_type: str) -> NodeSpec:
@@ -138,7 +137,7 @@ async def push_config(ctx: ClusterContext, head: NodeRef, progress: ProgressSink
     digest = config_digest(ctx)
     if head.tags.get(T.CONFIG_DIGEST) == digest:
         return
-    await ctx.runner.upload(ctx.target(head, None), ctx.config_file, f"{NODE_STATE}/cluster.yaml")
+    await ctx.runner.upload(ctx.target(head, None), ctx.config_file, f"{NODE_STATE}/{CONFIG_FILE}")
     await asyncio.to_thread(ctx.provider.set_node_tags, head.node_id, {T.CONFIG_DIGEST: digest})
     store = await ctx.store(head)
     await store.request_reconcile("cluster config updated")

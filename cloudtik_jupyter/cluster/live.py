@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from .. import paths
 from ..errors import CloudtikError
+from ..records.layout import NODE_STATE, REDIS_DIR, REDIS_ENDPOINTS_FILE, REDIS_PASSWORD_FILE
 from .context import ClusterContext, NodeRef
 
 if TYPE_CHECKING:
     from ..state.store import StateStore
 
-REDIS_DIR = "redis"
-REMOTE_REDIS = "~/.cloudtik/node/redis"
+REMOTE_REDIS = f"{NODE_STATE}/{REDIS_DIR}"
 
 
 def redis_dir(ctx: ClusterContext) -> Path:
@@ -33,7 +33,7 @@ async def fetch_store_credentials(ctx: ClusterContext, head: NodeRef) -> None:
     """Copy the head's Redis endpoints and password into the local record (0600)."""
     local = paths.ensure_private_dir(redis_dir(ctx))
     target = ctx.target(head, None)
-    for name in ("endpoints.json", "password"):
+    for name in (REDIS_ENDPOINTS_FILE, REDIS_PASSWORD_FILE):
         await ctx.runner.download(target, f"{REMOTE_REDIS}/{name}", local / name)
         (local / name).chmod(0o600)
 
@@ -46,12 +46,12 @@ async def open_store(ctx: ClusterContext, head: NodeRef) -> tuple[StateStore, Ca
     from ..state.store import StateStore
 
     local = redis_dir(ctx)
-    if not (local / "endpoints.json").exists():
+    if not (local / REDIS_ENDPOINTS_FILE).exists():
         raise CloudtikError(
             f"cluster {ctx.name!r} has no state store credentials here; run `cloudtik up` again"
         )
-    endpoints = RedisEndpoints.load(local / "endpoints.json")
-    password = endpoints.read_password(local / "password")
+    endpoints = RedisEndpoints.load(local / REDIS_ENDPOINTS_FILE)
+    password = endpoints.read_password(local / REDIS_PASSWORD_FILE)
     target = ctx.target(head, None)
     sockets = Path(tempfile.mkdtemp(prefix="ctj-rs-"))  # 0700; short, for AF_UNIX's 108 bytes
     atexit.register(shutil.rmtree, sockets, True)  # a CLI process exits without closing its clusters

@@ -19,6 +19,8 @@ from ..container.spec import launch_key
 from ..errors import CloudtikError, CommandFailed
 from ..providers import tags as T
 from ..providers.tags import NodeStatus
+from ..records.layout import CONFIG_FILE, NODE_STATE
+from ..records.node_env import NodeIdentity
 from .context import ClusterContext, NodeRef
 from .progress import ProgressEvent, ProgressSink, ignore_progress
 
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
     from ..container.runner import NodeRunner
 
 WAIT_FOR_SSH_SECONDS = 900.0
-NODE_STATE = "~/.cloudtik/node"  # paths.node_state_dir() as seen over SSH
 # The last start step on every node: the node agent and its services (node/start.py).
 NODE_START_COMMAND = "python3 -m cloudtik_jupyter.node.start"
 # Tries per command group, as CloudTik: initialization 30, setup 5, start 3.
@@ -82,15 +83,9 @@ def needs_update(node: NodeRef, plan: NodePlan) -> bool:
 
 def node_env(ctx: ClusterContext, node: NodeRef, head: NodeRef | None) -> dict[str, str]:
     head_ip = (head or node).address.internal_ip
-    return {
-        "CLOUDTIK_CLUSTER": ctx.name,
-        "CLOUDTIK_NODE_ID": node.node_id,
-        "CLOUDTIK_NODE_KIND": node.kind,
-        "CLOUDTIK_NODE_TYPE": node.node_type,
-        "CLOUDTIK_NODE_IP": node.address.internal_ip,
-        "CLOUDTIK_HEAD_IP": head_ip,
-        "CLOUDTIK_NODE_SEQ": str(node.seq),
-    }
+    return NodeIdentity(
+        ctx.name, node.node_id, node.kind, node.node_type, node.address.internal_ip, head_ip, node.seq
+    ).to_env()
 
 
 async def _set_status(ctx: ClusterContext, node: NodeRef, status: NodeStatus, **extra: str) -> None:
@@ -156,7 +151,7 @@ async def update_node(
         await runner.wait_for_ssh(target, timeout=wait_for_ssh)
         if not start_only:
             await _set_status(ctx, node, NodeStatus.SETTING_UP)
-        files = {"cluster.yaml": ctx.config_file, **(node_files or {})}
+        files = {CONFIG_FILE: ctx.config_file, **(node_files or {})}
         await asyncio.gather(
             *(runner.upload(target, local, f"{NODE_STATE}/{name}") for name, local in files.items())
         )

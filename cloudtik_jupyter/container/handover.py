@@ -15,7 +15,8 @@ from ..errors import CloudtikError
 
 def main() -> int:
     from ..node.keeper import keeper_pid
-    from ..node.start import AGENT_DIR, agent_pid, stop_agent
+    from ..node.start import agent_pid, stop_agent
+    from ..records.layout import AGENT_DIR
 
     run_dir = paths.node_state_dir() / AGENT_DIR
     pid = agent_pid(run_dir) or keeper_pid(run_dir)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..config.schema import ClusterConfig
 from ..providers import tags as T
+from ..records import node_env
 
 LABEL_CLUSTER = "cloudtik.cluster"
 LABEL_NODE = "cloudtik.node"
@@ -28,10 +29,10 @@ MAIN_PROCESS = "cat"
 NODE_VARIABLES = (
     "HOME",
     "CLOUDTIK_HOME",
-    "CLOUDTIK_CLUSTER",
-    "CLOUDTIK_WORKSPACE",
-    "CLOUDTIK_NODE_ID",
-    "CLOUDTIK_NODE_IP",
+    node_env.CLUSTER,
+    node_env.WORKSPACE,
+    node_env.NODE_ID,
+    node_env.NODE_IP,
 )
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 

@@ -29,8 +29,14 @@ from ..concurrency import gather_bounded
 from ..config import load_config
 from ..config.schema import ClusterConfig
 from ..errors import CloudtikError, NodeUnreachable
-from ..node.start import CLIENT_KEY_FILE, HEAD_KEY_FILE, REDIS_DIR
 from ..providers import tags as T
+from ..records.layout import (
+    CLIENT_KEY_FILE,
+    HEAD_KEY_FILE,
+    REDIS_DIR,
+    REDIS_ENDPOINTS_FILE,
+    REDIS_PASSWORD_FILE,
+)
 from ..runtimes.secret import SECRET_FILE
 from ..state.acl import grant_node, revoke_node
 from ..state.endpoints import RedisEndpoints
@@ -394,10 +400,10 @@ class Controller:
         redis = self.state_dir / REDIS_DIR
         try:
             files = {
-                f"{REDIS_DIR}/endpoints.json": redis / "endpoints.json",
+                f"{REDIS_DIR}/{REDIS_ENDPOINTS_FILE}": redis / REDIS_ENDPOINTS_FILE,
                 # The worker's own restricted Redis user, never the admin password (state/acl.py); an
                 # adopted worker gets its user made in the new head's store here.
-                f"{REDIS_DIR}/password": await grant_node(self.store, redis, node.node_id),
+                f"{REDIS_DIR}/{REDIS_PASSWORD_FILE}": await grant_node(self.store, redis, node.node_id),
                 SECRET_FILE: self.state_dir / SECRET_FILE,  # the runtimes' key (Spark authentication)
             }
             async with self._update_slots:  # a restart's deadline starts once it has a slot
@@ -454,7 +460,7 @@ async def main_async(config_path: Path) -> None:
     config = load_config(config_path, check_files=False)
     state_dir = paths.node_state_dir()
     ctx = controller_context(config, state_dir)
-    endpoints = RedisEndpoints.load(state_dir / REDIS_DIR / "endpoints.json")
+    endpoints = RedisEndpoints.load(state_dir / REDIS_DIR / REDIS_ENDPOINTS_FILE)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

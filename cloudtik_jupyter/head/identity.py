@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from ..providers.base import NodeProvider
     from ..state.store import StateStore
 
-IDENTITY_FILE = "identity.json"
+from ..records.layout import IDENTITY_FILE as IDENTITY_FILE
+
 RESERVE_ON = 3  # workers that carry the high-water mark before new seq ids are handed out
 
 

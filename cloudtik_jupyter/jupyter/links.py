@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from ..cluster.status import ServiceLink
+    from ..records.cluster import ServiceLink
 
 
 @functools.lru_cache(maxsize=1)

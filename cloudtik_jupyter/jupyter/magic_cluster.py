@@ -17,8 +17,8 @@ from .progress import CellProgress
 
 if TYPE_CHECKING:
     from ..api.cluster import Cluster
-    from ..cluster.status import ClusterStatus
     from ..config.schema import ClusterConfig
+    from ..records.cluster import ClusterStatus
     from .magics import CloudtikMagics
     from .results import ClusterList
     from .view import ClusterView

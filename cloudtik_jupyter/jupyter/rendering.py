@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .links import link_hrefs
 
 if TYPE_CHECKING:
-    from ..cluster.status import ClusterInfo, ClusterStatus, ClusterSummary, NodeRow, ServiceLink
+    from ..records.cluster import ClusterInfo, ClusterStatus, ClusterSummary, NodeRow, ServiceLink
 
 GIB = 1024**3
 STATUS_COLORS = {"up-to-date": "#1a7f37", "failed": "#cf222e", "lost": "#cf222e"}

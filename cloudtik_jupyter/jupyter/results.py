@@ -9,7 +9,7 @@ from . import rendering as R
 if TYPE_CHECKING:
     from IPython.lib.pretty import PrettyPrinter
 
-    from ..cluster.status import ClusterSummary
+    from ..records.cluster import ClusterSummary
     from ..ssh.target import CommandResult
 
 

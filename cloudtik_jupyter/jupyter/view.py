@@ -28,7 +28,7 @@ from .updater import Inbox
 if TYPE_CHECKING:
     from ..api.cluster import Cluster
     from ..cluster.progress import ProgressEvent, ProgressSink
-    from ..cluster.status import ClusterStatus
+    from ..records.cluster import ClusterStatus
 
 EVENTS_SHOWN = 8
 # The longest a view may lag a change the state store does not publish (e.g. an instance dying); what the

@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -28,6 +27,16 @@ from ..config.schema import ClusterConfig
 from ..daemon import redirect_stdio
 from ..errors import CloudtikError, Timeout
 from ..providers import tags as T
+from ..records.layout import (
+    AGENT_CONFIG_FILE,
+    AGENT_DIR,
+    CONFIG_FILE,
+    REDIS_DIR,
+    REDIS_ENDPOINTS_FILE,
+    REDIS_PASSWORD_FILE,
+    RUNTIME_DIR,
+)
+from ..records.node_env import NodeIdentity, NotOnANode
 from ..runtimes.secret import SECRET_FILE
 from ..waiting import wait_for
 from .config import AgentConfig, RedisConfig, RuntimeNode, ServiceSpec, control_socket_path
@@ -35,45 +44,8 @@ from .control import AgentClient, ControlRequest
 from .keeper import keep, keeper_pid
 from .processes import read_pid_file
 
-CONFIG_FILE = "cluster.yaml"
-AGENT_CONFIG_FILE = "agent.json"
-REDIS_DIR = "redis"
-AGENT_DIR = "agent"
-RUNTIME_DIR = "runtime"
-CLIENT_KEY_FILE = "client_key.pub"  # the user's public key, accepted by workers the controller launches
-HEAD_KEY_FILE = "head_key"  # the head's own key for reaching workers; never leaves the head
 CONTROLLER_MODULE = "cloudtik_jupyter.head.controller"
 AGENT_READY_TIMEOUT = 60.0
-
-
-@dataclass(frozen=True)
-class NodeIdentity:
-    cluster: str
-    node_id: str
-    kind: str
-    node_type: str
-    ip: str
-    head_ip: str
-    seq: int | None
-
-    @classmethod
-    def from_env(cls) -> NodeIdentity:
-        env = os.environ
-        try:
-            seq = env.get("CLOUDTIK_NODE_SEQ")
-            return cls(
-                cluster=env["CLOUDTIK_CLUSTER"],
-                node_id=env["CLOUDTIK_NODE_ID"],
-                kind=env["CLOUDTIK_NODE_KIND"],
-                node_type=env.get("CLOUDTIK_NODE_TYPE", ""),
-                ip=env["CLOUDTIK_NODE_IP"],
-                head_ip=env["CLOUDTIK_HEAD_IP"],
-                seq=int(seq) if seq else None,
-            )
-        except KeyError as missing:
-            raise CloudtikError(
-                f"{missing} is not set: run this on a cluster node, through the updater"
-            ) from None
 
 
 def head_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> tuple[list[ServiceSpec], Path]:
@@ -135,12 +107,12 @@ def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> Agen
         # as a 0600 file.
         from ..state.acl import node_user
 
-        endpoints = json.loads((state / REDIS_DIR / "endpoints.json").read_text())
+        endpoints = json.loads((state / REDIS_DIR / REDIS_ENDPOINTS_FILE).read_text())
         redis["redis"] = RedisConfig.model_validate({k: endpoints[k] for k in ("primary", "shards")})
-        redis["redis_password_file"] = state / REDIS_DIR / "password"
+        redis["redis_password_file"] = state / REDIS_DIR / REDIS_PASSWORD_FILE
         redis["redis_user"] = node_user(node.node_id)
     redis["credentials"] = credentials_digest(
-        state / REDIS_DIR / "endpoints.json", state / REDIS_DIR / "password"
+        state / REDIS_DIR / REDIS_ENDPOINTS_FILE, state / REDIS_DIR / REDIS_PASSWORD_FILE
     )
     services += runtime_services(config, node, state)
     return AgentConfig.model_validate(
@@ -250,7 +222,10 @@ def start(state: Path) -> None:
     every service runs. No event loop runs in this process while it forks (asyncio.run is used only
     before and after)."""
     config = load_config(state / CONFIG_FILE, check_files=False)
-    node = NodeIdentity.from_env()
+    try:
+        node = NodeIdentity.from_env()
+    except NotOnANode as exc:
+        raise CloudtikError(str(exc)) from None
     wanted = agent_config(config, node, state)
     config_path = state / AGENT_CONFIG_FILE
     text = wanted.model_dump_json(indent=2, exclude_defaults=True)

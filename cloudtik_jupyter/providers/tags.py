@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+# Node kinds and setup statuses, the values of NODE_KIND and NODE_STATUS:
+from ..records.node import KIND_HEAD as KIND_HEAD
+from ..records.node import KIND_WORKER as KIND_WORKER
+from ..records.node import NodeStatus as NodeStatus
 
 CLUSTER = "cloudtik-cluster"
 NODE_KIND = "cloudtik-node-kind"  # head | worker
@@ -13,18 +16,6 @@ LAUNCH_HASH = "cloudtik-launch-hash"  # hash of what setup installed; a change r
 NODE_SEQ = "cloudtik-node-seq"
 CONFIG_DIGEST = "cloudtik-config-digest"  # head: digest of the cluster config its controller was given
 WORKSPACE = "cloudtik-workspace"
-
-KIND_HEAD = "head"
-KIND_WORKER = "worker"
-
-
-class NodeStatus(str, Enum):
-    PENDING = "pending"
-    WAITING_FOR_SSH = "waiting-for-ssh"
-    SETTING_UP = "setting-up"
-    UP_TO_DATE = "up-to-date"
-    UPDATE_FAILED = "update-failed"
-
 
 # The head's identity, kept where a new head finds it after a head crash (head/identity.py):
 HEAD_ID = "cloudtik-head-id"  # on a worker: the head whose controller set it up (its agent reports there)

@@ -7,30 +7,15 @@ services the node agent runs on head and workers, and the service links front en
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from ..cluster.status import ServiceLink
 from ..node.config import RuntimeNode, ServiceSpec
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """What a runtime needs to know about the node it configures."""
-
-    cluster_name: str
-    node_id: str
-    kind: str  # "head" | "worker"
-    node_type: str
-    ip: str  # the node's private address; bind services here
-    head_ip: str
-    runtime_dir: Path  # the runtime's own directory on this node (work dirs, logs, event logs)
-    resources: Mapping[str, float] = field(default_factory=dict)  # e.g. {"CPU": 2, "memory": 4 * 2**30}
-    # The cluster's runtime secret on this node (runtimes/secret.py): runtimes derive their keys from it.
-    secret_file: Path | None = None
+from ..records.cluster import ServiceLink
+from ..records.node import NodeInfo
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from ..errors import CloudtikError
 from ..paths import write_private
-
-SECRET_FILE = "runtime_secret"  # in the cluster's local record and in each node's state dir
+from ..records.layout import SECRET_FILE as SECRET_FILE
 
 
 def ensure_secret(path: Path) -> Path:

@@ -13,6 +13,8 @@ import sys
 from .. import paths
 from ..config import load_config
 from ..errors import CloudtikError
+from ..records import node_env
+from ..records.layout import CONFIG_FILE, RUNTIME_DIR
 from . import enabled_runtimes, runtime_environment
 
 
@@ -24,14 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         state = paths.node_state_dir()
-        config = load_config(state / "cluster.yaml", check_files=False)
+        config = load_config(state / CONFIG_FILE, check_files=False)
         enabled = {runtime.name: (runtime, cfg) for runtime, cfg in enabled_runtimes(config)}
         name = args.runtime or next(iter(enabled), None)
         if name is None or name not in enabled:
             raise CloudtikError(f"no runtime {name or ''} enabled here (runtime.types: {list(enabled)})")
         runtime, cfg = enabled[name]
-        head_ip = os.environ.get("CLOUDTIK_HEAD_IP") or os.environ["CLOUDTIK_NODE_IP"]
-        command = runtime.submit_argv(cfg, head_ip, args.job, args.args, runtime_dir=state / "runtime")
+        head_ip = os.environ.get(node_env.HEAD_IP) or os.environ[node_env.NODE_IP]
+        command = runtime.submit_argv(cfg, head_ip, args.job, args.args, runtime_dir=state / RUNTIME_DIR)
         os.environ.update(runtime_environment(config, head_ip))  # resolved now: a moved server is found
     except (CloudtikError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
-from ..cluster.status import ClusterStatus, ClusterSummary
 from ..config.schema import NAME_PATTERN
 from ..errors import CloudtikError, ClusterNotFound, ConfigError
+from ..records.cluster import ClusterStatus, ClusterSummary
 from .capability import Signer
 from .links import HEAD, DeclaredPorts, declared_ports
 from .models import ClusterCard, Operation, WorkspaceOut, card, workspaces_out
@@ -66,7 +66,7 @@ def _records() -> dict[str, float]:
     """Cluster and workspace records in the state dir with their modification times (cheap: two globs,
     no parsing); keys are ``NAME`` for clusters and ``workspace:NAME`` for workspaces."""
     from ..api.workspace import RECORD_FILE
-    from ..cluster.context import CONFIG_FILE
+    from ..records.layout import CONFIG_FILE
 
     found: dict[str, float] = {}
     for root, pattern, prefix in (

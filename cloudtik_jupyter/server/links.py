@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from ..cluster.status import ServiceLink
     from ..config.schema import ClusterConfig
+    from ..records.cluster import ServiceLink
 
 HEAD = "head"  # the node part of a proxy URL for the head; workers go by their sequence id
 _PLACEHOLDER_IP = "node.invalid"  # only parsed, never dialled

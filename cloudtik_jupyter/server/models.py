@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..cluster.status import ClusterStatus, ClusterSummary, NodeRow, ServiceLink
 from ..config.schema import ClusterConfig
 from ..providers import tags as T
+from ..records.cluster import ClusterStatus, ClusterSummary, NodeRow, ServiceLink
 from .links import proxy_url
 
 if TYPE_CHECKING:

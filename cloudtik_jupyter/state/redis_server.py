@@ -38,6 +38,8 @@ from ..errors import CloudtikError
 from ..node.config import HealthCheck, ServiceSpec
 from ..node.processes import OwnedProcess, load_owned, save_owned, terminate
 from ..paths import ensure_private_dir, write_private
+from ..records.layout import REDIS_ENDPOINTS_FILE as ENDPOINTS_FILE
+from ..records.layout import REDIS_PASSWORD_FILE as PASSWORD_FILE
 from ..waiting import wait_for
 from .acl import write_admin
 from .endpoints import DEFAULT_PRIMARY_PORT, RedisAddress, RedisEndpoints
@@ -46,8 +48,7 @@ REDIS_SERVER_ENV = "CLOUDTIK_REDIS_SERVER"
 INSTALL_HINT = "scripts/install-system-deps.sh (it runs: apt-get install -y redis-server)"
 _SEARCH_DIRS = ("/usr/bin", "/usr/sbin")
 
-ENDPOINTS_FILE = "endpoints.json"
-PASSWORD_FILE = "password"
+
 PIDS_FILE = "pids.json"
 
 

@@ -22,9 +22,9 @@ from typing import Any
 import psutil
 
 from cloudtik_jupyter.api import Cluster
-from cloudtik_jupyter.cluster.status import ClusterStatus
 from cloudtik_jupyter.providers.virtual import state
 from cloudtik_jupyter.providers.virtual.testing import processes_using_home
+from cloudtik_jupyter.records.cluster import ClusterStatus
 from cloudtik_jupyter.waiting import wait_for_sync
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from cloudtik_jupyter.api import Cluster
-from cloudtik_jupyter.cluster.status import ClusterStatus
+from cloudtik_jupyter.records.cluster import ClusterStatus
 from cloudtik_jupyter.waiting import wait_for_sync
 
 from .helpers import (

@@ -26,8 +26,9 @@ import pytest
 
 from cloudtik_jupyter.errors import ConfigError
 from cloudtik_jupyter.node.config import ServiceSpec
+from cloudtik_jupyter.records.node import NodeInfo
 from cloudtik_jupyter.runtimes import get_runtime
-from cloudtik_jupyter.runtimes.base import NodeInfo, Runtime
+from cloudtik_jupyter.runtimes.base import Runtime
 from cloudtik_jupyter.runtimes.secret import ensure_secret
 from cloudtik_jupyter.runtimes.spark import cds, install
 from cloudtik_jupyter.runtimes.spark.auth import spark_secret

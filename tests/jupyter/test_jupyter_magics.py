@@ -12,12 +12,12 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from cloudtik_jupyter.api import Cluster
-from cloudtik_jupyter.cluster.status import ClusterInfo, ClusterStatus
 from cloudtik_jupyter.errors import ConfigError
 from cloudtik_jupyter.jupyter.cell_errors import CellError
 from cloudtik_jupyter.jupyter.results import ClusterList, ExecResults
 from cloudtik_jupyter.jupyter.view import ClusterView
 from cloudtik_jupyter.providers import tags as T
+from cloudtik_jupyter.records.cluster import ClusterInfo, ClusterStatus
 from cloudtik_jupyter.waiting import wait_for_sync
 from tests.jupyter.helpers import Interrupter, head_status, node_records
 

@@ -14,10 +14,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from cloudtik_jupyter.cluster.status import ClusterInfo, ClusterStatus, NodeRow, ServiceLink
 from cloudtik_jupyter.jupyter import links as L
 from cloudtik_jupyter.jupyter import rendering as R
 from cloudtik_jupyter.jupyter.updater import BUSY_AFTER, Inbox
+from cloudtik_jupyter.records.cluster import ClusterInfo, ClusterStatus, NodeRow, ServiceLink
 
 HEAD_IP = "127.9.0.1"
 GIB = 1024**3

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from cloudtik_jupyter.cluster.status import ClusterStatus, ClusterSummary, NodeRow, ServiceLink
 from cloudtik_jupyter.config import load_config
 from cloudtik_jupyter.errors import ConfigError
+from cloudtik_jupyter.records.cluster import ClusterStatus, ClusterSummary, NodeRow, ServiceLink
 from cloudtik_jupyter.server.capability import Expired, Invalid, ServiceRef, Signer
 from cloudtik_jupyter.server.links import DeclaredPorts, declared_ports
 from cloudtik_jupyter.server.models import (

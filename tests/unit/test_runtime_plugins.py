@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from cloudtik_jupyter.config import load_config
+from cloudtik_jupyter.records.node import NodeInfo
 from cloudtik_jupyter.runtimes import enabled_runtimes, runtime_environment
-from cloudtik_jupyter.runtimes.base import NodeInfo
 from cloudtik_jupyter.runtimes.secret import ensure_secret
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from cloudtik_jupyter.cluster.status import ClusterStatus
 from cloudtik_jupyter.jupyter.rendering import status_html, status_text
+from cloudtik_jupyter.records.cluster import ClusterStatus
 
-ERROR = "host key of node vn-1 at 127.0.0.2 has CHANGED: pinned SHA256:aaa, presented SHA256:bbb. Not connecting."
+ERROR = (
+    "host key of node vn-1 at 127.0.0.2 has CHANGED: pinned SHA256:aaa, presented SHA256:bbb. Not connecting."
+)
 
 
 def test_the_error_is_in_the_text_and_the_html() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ... import paths
 from ...errors import CloudtikError, ProviderError
+from ...records import node_env
 from ...waiting import wait_for_sync
 from . import state
 from .process_tree import is_running
@@ -35,7 +36,7 @@ START_TIMEOUT = 30.0
 CALL_TIMEOUT = 120.0
 RESPAWN_AFTER = 2.0  # a hypervisor that lost a start race exits; try again after this long
 # A node's identity must not leak into a hypervisor started from that node (the head's controller).
-_NODE_ENV = ("CLOUDTIK_NODE_ID", "CLOUDTIK_NODE_IP", "CLOUDTIK_CLUSTER", "CLOUDTIK_WORKSPACE")
+_NODE_ENV = (node_env.NODE_ID, node_env.NODE_IP, node_env.CLUSTER, node_env.WORKSPACE)
 
 
 class HypervisorClient:

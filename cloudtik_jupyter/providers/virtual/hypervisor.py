@@ -32,6 +32,7 @@ import psutil
 from ... import paths
 from ...daemon import redirect_stdio
 from ...errors import CloudtikError, ProviderError
+from ...records import node_env
 from ...waiting import wait_for_sync
 from .. import tags as T
 from . import addresses, state
@@ -289,7 +290,7 @@ def _orphans_of(home: Path, node_ids: set[str]) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["environ"]):
         env = proc.info["environ"] or {}
-        if env.get("CLOUDTIK_NODE_ID") in node_ids and env.get("CLOUDTIK_HOME") == str(home):
+        if env.get(node_env.NODE_ID) in node_ids and env.get("CLOUDTIK_HOME") == str(home):
             found.append(proc)
     return found
 

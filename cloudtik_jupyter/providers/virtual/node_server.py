@@ -28,6 +28,7 @@ import asyncssh
 from asyncssh.forward import SSHForwarder
 
 from ...daemon import redirect_stdio
+from ...records import node_env
 from ..tags import KIND_HEAD
 from . import addresses, state
 from .process_tree import set_child_subreaper
@@ -62,14 +63,16 @@ def node_environment(launch: NodeLaunch, base: dict[str, str]) -> dict[str, str]
     env = dict(base)
     interpreter_dir = str(Path(sys.executable).parent)
     env.update(
-        HOME=str(launch.dir),
-        SHELL="/bin/bash",
-        CLOUDTIK_HOME=str(launch.home),
-        CLOUDTIK_NODE_ID=launch.node_id,
-        CLOUDTIK_NODE_IP=launch.ip,
-        CLOUDTIK_CLUSTER=launch.cluster,
-        CLOUDTIK_WORKSPACE=launch.workspace,
-        PATH=os.pathsep.join([interpreter_dir, env.get("PATH", os.defpath)]),
+        {
+            "HOME": str(launch.dir),
+            "SHELL": "/bin/bash",
+            "CLOUDTIK_HOME": str(launch.home),
+            node_env.NODE_ID: launch.node_id,
+            node_env.NODE_IP: launch.ip,
+            node_env.CLUSTER: launch.cluster,
+            node_env.WORKSPACE: launch.workspace,
+            "PATH": os.pathsep.join([interpreter_dir, env.get("PATH", os.defpath)]),
+        }
     )
     return env
 

@@ -14,10 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ...cluster.status import ServiceLink
 from ...node.config import HealthCheck, ServiceSpec
 from ...providers import tags as T
-from ..base import NodeInfo, PublishedEndpoint, installed_check
+from ...records.cluster import ServiceLink
+from ...records.node import NodeInfo
+from ..base import PublishedEndpoint, installed_check
 from .config import DaskConfig, parse_dask_config
 
 SCHEDULER_MODULE = "distributed.cli.dask_scheduler"
@@ -92,7 +93,9 @@ class DaskRuntime:
         dask = _dask(config)
         links = []
         if dask.dashboard:
-            links.append(ServiceLink("Dask dashboard", f"http://{head_ip}:{dask.dashboard_port}/status", "web"))
+            links.append(
+                ServiceLink("Dask dashboard", f"http://{head_ip}:{dask.dashboard_port}/status", "web")
+            )
         links.append(ServiceLink("Dask scheduler", scheduler_address(dask, head_ip), "endpoint"))
         return links
 

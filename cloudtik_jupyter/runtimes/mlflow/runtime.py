@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from ...cluster.status import ServiceLink
 from ...errors import CloudtikError
 from ...node.config import HealthCheck, ServiceSpec
 from ...providers import tags as T
-from ..base import NodeInfo, PublishedEndpoint, installed_check
+from ...records.cluster import ServiceLink
+from ...records.node import NodeInfo
+from ..base import PublishedEndpoint, installed_check
 from .config import SECTION, MlflowConfig, parse_mlflow_config
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ HEALTH_TIMEOUT = 120.0  # importing mlflow and creating the database on a busy 2
 
 def _mlflow(config: BaseModel) -> MlflowConfig:
     if not isinstance(config, MlflowConfig):
-        raise TypeError(f"expected the MlflowConfig from MlflowRuntime.parse_config, got {type(config).__name__}")
+        raise TypeError(
+            f"expected the MlflowConfig from MlflowRuntime.parse_config, got {type(config).__name__}"
+        )
     return config
 
 
@@ -75,7 +78,14 @@ def server_argv(config: MlflowConfig, ip: str, runtime_dir: Path) -> list[str]:
         "--allowed-hosts", f"{ip},{ip}:{config.port},localhost,localhost:*,127.0.0.1,127.0.0.1:*",
     ]  # fmt: skip
     # SQLite and the artifact directory need their directory to exist before the server starts.
-    return ["/bin/sh", "-c", 'mkdir -p -- "$1" && shift && exec "$@"', "mlflow", str(runtime_dir / "mlflow"), *argv]
+    return [
+        "/bin/sh",
+        "-c",
+        'mkdir -p -- "$1" && shift && exec "$@"',
+        "mlflow",
+        str(runtime_dir / "mlflow"),
+        *argv,
+    ]
 
 
 class MlflowRuntime:

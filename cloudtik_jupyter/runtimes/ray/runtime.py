@@ -20,10 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ...cluster.status import ServiceLink
 from ...node.config import HealthCheck, ServiceSpec
 from ...providers import tags as T
-from ..base import NodeInfo, PublishedEndpoint, installed_check
+from ...records.cluster import ServiceLink
+from ...records.node import NodeInfo
+from ..base import PublishedEndpoint, installed_check
 from .config import RayConfig, parse_ray_config
 
 HEALTH_TIMEOUT = 180.0  # Ray starts several processes; slow on a busy 2-core machine

@@ -10,11 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ...cluster.status import ServiceLink
 from ...errors import CloudtikError
 from ...node.config import ServiceSpec
 from ...providers import tags as T
-from ..base import NodeInfo, PublishedEndpoint
+from ...records.cluster import ServiceLink
+from ...records.node import NodeInfo
+from ..base import PublishedEndpoint
 from . import daemons
 from .auth import properties_file, write_properties
 from .config import SparkConfig, parse_spark_config
