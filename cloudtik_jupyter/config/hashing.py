@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-from ..providers import tags as T
+from ..records.node import KIND_HEAD, KIND_WORKER
 from .schema import ClusterConfig
 
 # Cloud tag/label values are short (GCP labels: 63 chars); 128 bits is plenty to detect a change.
@@ -58,9 +58,9 @@ def config_hash(config: ClusterConfig, node_kind: str) -> str:
     """Stable hash of what setup applies to a node of `node_kind` (``head`` or ``worker``): file mount
     contents, the commands that run on that kind (as they will run: shared then kind-specific) and the
     runtime section. Anything else (counts, idle timeout) can change without re-running setup."""
-    if node_kind not in (T.KIND_HEAD, T.KIND_WORKER):
-        raise ValueError(f"node_kind must be {T.KIND_HEAD!r} or {T.KIND_WORKER!r}, got {node_kind!r}")
-    head = node_kind == T.KIND_HEAD
+    if node_kind not in (KIND_HEAD, KIND_WORKER):
+        raise ValueError(f"node_kind must be {KIND_HEAD!r} or {KIND_WORKER!r}, got {node_kind!r}")
+    head = node_kind == KIND_HEAD
     payload = {
         "file_mounts": {remote: content_digest(Path(local)) for remote, local in config.file_mounts.items()},
         "initialization": config.initialization_commands,
