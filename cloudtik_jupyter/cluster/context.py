@@ -172,7 +172,7 @@ class ClusterContext:
         """Live nodes of this cluster (optionally filtered), ordered head first then by seq id."""
         # One provider call whatever the cluster's size: no per-node follow-up for tags or addresses.
         refs = await asyncio.to_thread(self.provider.list_nodes, self.cluster_tags(**tag_filter))
-        return sorted(refs, key=lambda r: (r.kind != T.KIND_HEAD, r.seq, r.node_id))
+        return sorted(refs, key=_head_first_then_seq)
 
     async def head(self) -> NodeRef | None:
         heads = await self.nodes(**{T.NODE_KIND: T.KIND_HEAD})
@@ -247,3 +247,10 @@ def load_record(name: str) -> tuple[ClusterConfig, str | None]:
     raise ConfigError(
         "", f"the record of cluster {name!r} no longer loads ({problem}); fix or remove {record}"
     )
+
+
+def _head_first_then_seq(node: NodeRef) -> tuple[bool, int, str]:
+    """The order of `nodes()`; reads the tags once (10,000 of these per controller tick)."""
+    tags = node.tags
+    seq = tags.get(T.NODE_SEQ, "")
+    return tags.get(T.NODE_KIND) != T.KIND_HEAD, int(seq) if seq.isdecimal() else 0, node.node_id
