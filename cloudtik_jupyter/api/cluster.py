@@ -27,6 +27,7 @@ from ..errors import CloudtikError, ClusterNotFound, ConfigError
 from ..providers import tags as T
 from ..records.cluster import ClusterEvent, ClusterInfo, ClusterStatus, ClusterSummary
 from ..records.layout import CONFIG_FILE
+from ..records.node_env import here
 from ..state.records import ChangeKind
 from .runtimes import RuntimeHelpers
 
@@ -64,7 +65,7 @@ class Cluster(RuntimeHelpers):
 
     def __init__(self, source: ClusterConfig | Mapping[str, Any] | str | Path) -> None:
         self.config, self._record_problem = _resolve(source)
-        self._ctx = ClusterContext(self.config)
+        self._ctx = ClusterContext(self.config, on_node=here())  # run on a node, it acts from that node
 
     def __repr__(self) -> str:
         return f"Cluster({self.name!r}, provider={self.config.provider.type!r})"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +14,8 @@ from ..errors import CloudtikError, ConfigError
 from ..providers import node_provider
 from ..providers import tags as T
 from ..providers.base import ListedNode, NodeProvider
-from ..records import node_env
 from ..records.layout import CONFIG_FILE
+from ..records.node_env import NodeIdentity
 
 if TYPE_CHECKING:
     from asyncssh import SSHClientConnection
@@ -44,8 +43,12 @@ class ClusterContext:
         state_dir: Path | None = None,
         key_path: Path | None = None,
         extra_authorized_keys: tuple[str, ...] = (),
+        on_node: NodeIdentity | None = None,
     ) -> None:
         self.config = config
+        # The node this context acts from (the head's controller), else None (a user's machine): SSH then
+        # leaves from the node's own address, and workers are reached directly, not through the head.
+        self.on_node = on_node
         self.name = config.cluster_name
         self.dir = state_dir or paths.cluster_dir(self.name)
         self._provider = provider
@@ -114,7 +117,7 @@ class ClusterContext:
             self._ssh = HostRunner(
                 self.key_path,
                 HostKeyStore(self.dir / HOST_KEYS_FILE),
-                local_addr=os.environ.get(node_env.NODE_IP) or None,
+                local_addr=self.on_node.ip if self.on_node else None,
             )
         return self._ssh
 
@@ -196,7 +199,7 @@ class ClusterContext:
             host = addr.external_ip or addr.internal_ip
             return SshTarget(node.node_id, host, addr.ssh_port, user, host_key=addr.host_key)
         jump = self.target(head, None)
-        on_head = os.environ.get(node_env.NODE_ID) == head.node_id
+        on_head = self.on_node is not None and self.on_node.node_id == head.node_id
         return SshTarget(
             node.node_id,
             addr.internal_ip,

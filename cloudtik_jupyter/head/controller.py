@@ -37,6 +37,7 @@ from ..records.layout import (
     REDIS_ENDPOINTS_FILE,
     REDIS_PASSWORD_FILE,
 )
+from ..records.node_env import here
 from ..runtimes.secret import SECRET_FILE
 from ..state.acl import grant_node, revoke_node
 from ..state.endpoints import RedisEndpoints
@@ -453,6 +454,7 @@ def controller_context(config: ClusterConfig, state_dir: Path) -> ClusterContext
         state_dir=state_dir,
         key_path=state_dir / HEAD_KEY_FILE,
         extra_authorized_keys=(client_key,),
+        on_node=here(),
     )
 
 

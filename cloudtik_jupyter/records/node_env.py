@@ -20,6 +20,14 @@ class NotOnANode(Exception):
     """A variable of the node environment is missing: the command runs somewhere else."""
 
 
+def here(env: Mapping[str, str] | None = None) -> NodeIdentity | None:
+    """The node this process runs on (its setup and start commands, its services), or None elsewhere."""
+    try:
+        return NodeIdentity.from_env(env)
+    except NotOnANode:
+        return None
+
+
 @dataclass(frozen=True)
 class NodeIdentity:
     cluster: str
