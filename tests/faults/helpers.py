@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from cloudtik_jupyter.providers.virtual import state
 from cloudtik_jupyter.providers.virtual.testing import processes_using_home
 from cloudtik_jupyter.records.cluster import ClusterStatus
 from cloudtik_jupyter.waiting import wait_for_sync
+from tests.cli_process import ROOT as ROOT
+from tests.cli_process import cli as cli  # the fault tests' terminal, with the injectors below
 
-ROOT = Path(__file__).resolve().parents[2]
 # Heartbeats every 0.5 s, silent after 3 s, one recovery attempt of at most 5 s.
 FAST_HEAD = {
     "controller_interval": 1.0,
@@ -47,23 +47,6 @@ def cluster_config(name: str, **extra: Any) -> dict[str, Any]:
         "head": {**FAST_HEAD, **extra.pop("head", {})},
         **extra,
     }
-
-
-def cli(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """The real `cloudtik` CLI, as a user runs it."""
-    env = {
-        **os.environ,
-        "CLOUDTIK_HOME": str(home),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "cloudtik_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        cwd=ROOT,
-    )
 
 
 # -- looking at a cluster --------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from cloudtik_jupyter import paths
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 from cloudtik_jupyter.waiting import wait_for_sync
+from tests.cli_process import cli as run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "ray_search_mlflow.ipynb"
@@ -88,19 +88,7 @@ def clusters(home: Path) -> Iterator[tuple[Cluster, Cluster]]:
 
 
 def cli(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "CLOUDTIK_HOME": str(home),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "cloudtik_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    return run_cli(home, *args, timeout=timeout)  # Ray's first start on a loaded machine is slow
 
 
 def alive_ray_nodes(search: Cluster) -> dict[str, str]:
