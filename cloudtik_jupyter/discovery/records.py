@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from ..config.schema import NAME_PATTERN
-from ..errors import CloudtikError
+from ..errors import CloudtikError, ConfigError
 
 FORMAT = 1
 MAX_DOCUMENT_BYTES = 64 * 1024  # a cluster publishes a handful of endpoints
@@ -62,3 +63,11 @@ class ClusterServices(BaseModel):
         except (ValueError, ValidationError) as exc:
             first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             raise CloudtikError(f"{where}: not a service document of format {FORMAT} ({first})") from None
+
+
+def object_key(prefix: str, cluster: str) -> str:
+    """Where `cluster`'s document lives under `prefix`; a name that is not a cluster name is refused
+    before any request is made (it would name another object: ``../``, ``a/b``, ``x.json?``)."""
+    if not isinstance(cluster, str) or not re.fullmatch(NAME_PATTERN, cluster):
+        raise ConfigError("cluster_name", f"not a cluster name: {cluster!r}")
+    return f"{prefix}{cluster}.json"

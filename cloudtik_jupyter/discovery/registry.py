@@ -1,23 +1,22 @@
-"""Where a workspace's published services live: a directory on `virtual`, the workspace bucket on AWS."""
+"""Where a workspace's published services live: a directory on `virtual`, the workspace's storage on a
+cloud (clouds.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .. import paths
-from ..errors import CloudtikError, ConfigError
-from .records import ClusterServices, PublishedService
+from ..errors import CloudtikError
+from .records import ClusterServices, PublishedService, object_key
 
 if TYPE_CHECKING:
     from ..config.schema import ClusterConfig, ProviderConfig
 
 SERVICES_DIR = "services"
-OBJECT_PREFIX = "cloudtik/services/"
 
 
 class Registry(Protocol):
@@ -48,9 +47,7 @@ class FileRegistry:
         self.dir = directory
 
     def _file(self, cluster: str) -> Path:
-        if "/" in cluster or cluster.startswith("."):
-            raise ConfigError("cluster_name", f"not a cluster name: {cluster!r}")
-        return self.dir / f"{cluster}.json"
+        return self.dir / object_key("", cluster)
 
     def put(self, doc: ClusterServices) -> None:
         paths.write_private(self._file(doc.cluster), doc.to_json())
@@ -74,66 +71,19 @@ class FileRegistry:
         return found
 
 
-class S3Registry:
-    """``cloudtik/services/<cluster>.json`` in the AWS workspace's bucket (the head's role may write it)."""
-
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self.s3, self.bucket = s3, bucket
-
-    def put(self, doc: ClusterServices) -> None:
-        self.s3.put_object(
-            Bucket=self.bucket,
-            Key=f"{OBJECT_PREFIX}{doc.cluster}.json",
-            Body=doc.to_json().encode(),
-            ContentType="application/json",
-        )
-
-    def get(self, cluster: str) -> ClusterServices | None:
-        key = f"{OBJECT_PREFIX}{cluster}.json"
-        try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except self.s3.exceptions.NoSuchKey:
-            return None
-        return ClusterServices.from_json(body, f"s3://{self.bucket}/{key}")
-
-    def delete(self, cluster: str) -> None:
-        self.s3.delete_object(Bucket=self.bucket, Key=f"{OBJECT_PREFIX}{cluster}.json")
-
-    def list(self) -> list[ClusterServices]:
-        found = []
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=OBJECT_PREFIX)
-        for page in pages:
-            for item in page.get("Contents", []):
-                with contextlib.suppress(CloudtikError, self.s3.exceptions.NoSuchKey):
-                    body = self.s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
-                    found.append(ClusterServices.from_json(body, f"s3://{self.bucket}/{item['Key']}"))
-        return found
-
-
-@functools.lru_cache(maxsize=16)
-def aws_registry(scope: DiscoveryScope) -> S3Registry:
-    """Made once per scope: views look a consumed service up on every refresh."""
-    return _aws_registry(scope)
-
-
-def _aws_registry(scope: DiscoveryScope) -> S3Registry:
-    from ..providers.aws.clients import aws_errors, make_clients
-    from ..providers.aws.naming import WorkspaceNames
-
-    provider: Any = scope.provider
-    clients = make_clients(provider.region, provider.endpoint_url)
-    with aws_errors("finding the workspace bucket"):
-        account = clients.sts.get_caller_identity()["Account"]
-    return S3Registry(clients.s3, WorkspaceNames(scope.workspace).bucket(account, provider.region))
-
-
 def registry_for(scope: DiscoveryScope) -> Registry:
     kind = scope.provider.type
     if kind == "virtual":
         return FileRegistry(paths.workspaces_dir() / scope.workspace / SERVICES_DIR)
+    from . import clouds
+
     if kind == "aws":
-        return aws_registry(scope)
-    raise CloudtikError(f"service discovery is not available on {kind} yet (virtual and aws have it)")
+        return clouds.aws_registry(scope)
+    if kind == "gcp":
+        return clouds.gcp_registry(scope)
+    if kind == "azure":
+        return clouds.azure_registry(scope)
+    raise CloudtikError(f"service discovery is not available on {kind}")
 
 
 def document(config: ClusterConfig, head_ip: str) -> ClusterServices:

@@ -8,7 +8,7 @@ import pytest
 
 from cloudtik_jupyter.config.schema import AwsProviderConfig
 from cloudtik_jupyter.discovery import ClusterServices, DiscoveryScope, PublishedService, registry_for
-from cloudtik_jupyter.discovery.registry import OBJECT_PREFIX, S3Registry
+from cloudtik_jupyter.discovery.clouds import OBJECT_PREFIX, S3Registry
 from cloudtik_jupyter.errors import CloudtikError
 from cloudtik_jupyter.providers.aws.naming import WorkspaceNames
 from tests.clouds.conftest import MotoAws

@@ -121,6 +121,40 @@ def make_clients(
     )
 
 
+def blob_endpoint(account: str, endpoint_url: str | None) -> str:
+    """A storage account's blob endpoint; with `endpoint_url` (an emulator or a fake) path-style,
+    ``<endpoint>/<account>``, as Azurite serves it."""
+    if endpoint_url:
+        return f"{endpoint_url.rstrip('/')}/{account}"
+    return f"https://{account}.blob.core.windows.net"
+
+
+def blob_container(account: str, container: str, endpoint_url: str | None = None, credential: Any = None) -> Any:
+    """A `ContainerClient` authenticated as the node's identity (workspace accounts take no shared keys).
+
+    The storage SDK takes token credentials over https only; a plain-http endpoint (an emulator or a
+    fake) gets the same placeholder bearer token as the management clients, set before each request."""
+    from azure.storage.blob import ContainerClient
+
+    local = bool(endpoint_url and endpoint_url.startswith("http://"))
+    if credential is None:
+        credential = None if local else default_credential(endpoint_url)
+
+    def before_auth(request: Any) -> None:  # StorageRequestHook: runs before the credential policy
+        cancel.check()
+        if local and credential is None:
+            token = LocalEndpointCredential().get_token().token
+            request.http_request.headers["Authorization"] = f"Bearer {token}"
+
+    return ContainerClient(
+        blob_endpoint(account, endpoint_url),
+        container,
+        credential=credential,
+        raw_request_hook=before_auth,
+        retry_total=2 if local else 5,
+    )
+
+
 def is_not_found(exc: BaseException) -> bool:
     from azure.core.exceptions import ResourceNotFoundError
 
@@ -143,8 +177,9 @@ def azure_errors(what: str) -> Iterator[None]:
         raise ProviderError(f"azure: {what}: no usable credentials ({exc.message})") from exc
     except HttpResponseError as exc:
         error = getattr(exc, "error", None)
-        code = getattr(error, "code", "") or exc.status_code
-        message = getattr(error, "message", "") or exc.message
-        raise ProviderError(f"azure: {what}: {code}: {message}") from exc
+        code = getattr(error, "code", "") or getattr(exc, "error_code", "") or exc.status_code
+        message = getattr(error, "message", "") or exc.message or ""
+        # The storage SDK's message runs on with "ErrorCode:..." lines: the first says it.
+        raise ProviderError(f"azure: {what}: {code}: {message.splitlines()[0] if message else ''}") from exc
     except AzureError as exc:
         raise ProviderError(f"azure: {what}: {exc.message}") from exc

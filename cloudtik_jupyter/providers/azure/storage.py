@@ -59,6 +59,14 @@ def container_names(c: AzureClients, names: AzureNames) -> list[str]:
     return [str(x.name) for x in c.storage.blob_containers.list(names.resource_group, names.storage_account)]
 
 
+def data_containers(c: AzureClients, names: AzureNames) -> list[str]:
+    """Containers that may hold someone's data: all but the service registry's (its documents are
+    withdrawn as clusters go down, and a workspace with clusters up is refused before this)."""
+    from ...discovery.clouds import AZURE_CONTAINER
+
+    return [n for n in container_names(c, names) if n != AZURE_CONTAINER]
+
+
 def delete_account(c: AzureClients, names: AzureNames) -> list[str]:
     if get_account(c, names) is None:
         return []

@@ -168,7 +168,7 @@ class AzureWorkspaceProvider:
         with azure_errors(f"deleting workspace {self.workspace_name!r}"):
             found = vms.workspace_vms(c, names.resource_group, self.workspace_name)
             refuse_busy_delete(self.workspace_name, len(found), self.cluster_names(), force)
-            holds = storage.get_account(c, names) is not None and bool(storage.container_names(c, names))
+            holds = storage.get_account(c, names) is not None and bool(storage.data_containers(c, names))
             refuse_data_delete(self.workspace_name, f"storage account {names.storage_account}", holds, force)
             if found:
                 step.remove(

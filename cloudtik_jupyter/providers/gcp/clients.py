@@ -144,6 +144,17 @@ def make_clients(
     )
 
 
+def storage_client(endpoint_url: str | None = None, credentials: Any = None) -> Any:
+    """The Cloud Storage client alone (service discovery on a node needs no compute clients)."""
+    from googleapiclient import discovery
+
+    creds = cancellable(credentials if credentials is not None else default_credentials(endpoint_url))
+    options = {"api_endpoint": f"{endpoint_url.rstrip('/')}/storage/v1/"} if endpoint_url else None
+    return discovery.build(
+        "storage", "v1", credentials=creds, client_options=options, static_discovery=True, cache_discovery=False
+    )
+
+
 def status_of(exc: BaseException) -> int:
     """The HTTP status of a GCP error from either kind of client (0 for anything else)."""
     code = getattr(exc, "code", None)  # google.api_core exceptions

@@ -58,7 +58,7 @@ def default_artifacts(config: MlflowConfig, runtime_dir: Path) -> str:
     if config.artifacts:
         return config.artifacts
     if config.scope.provider.type == "aws":
-        from ...discovery.registry import aws_registry
+        from ...discovery.clouds import aws_registry
 
         try:
             return f"s3://{aws_registry(config.scope).bucket}/mlflow-artifacts"

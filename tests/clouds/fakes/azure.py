@@ -12,7 +12,8 @@ from typing import Any
 
 from . import azure_types as AT
 from .azure_arm import RESOURCE_GROUPS, Arm, Resource, parse
-from .http import FakeError, FakeServer
+from .azure_blob import Blob, BlobApi
+from .http import FakeError, FakeServer, Request, Response
 
 SUBSCRIPTION = "00000000-0000-0000-0000-00000000c10d"
 TENANT = "00000000-0000-0000-0000-0000000e1a17"
@@ -45,11 +46,19 @@ def _error_body(exc: FakeError) -> Any:
 class FakeAzure:
     subscription: str = SUBSCRIPTION
     arm: Arm = field(init=False)
+    blob: BlobApi = field(init=False)
     server: FakeServer = field(init=False)
 
     def __post_init__(self) -> None:
         self.arm = Arm(self.subscription, TENANT, {k.lower(): v for k, v in AT.TYPES.items()})
-        self.server = FakeServer(self.arm.handle, _error_body)
+        self.blob = BlobApi(self.arm)
+        self.server = FakeServer(self._handle, _error_body)
+
+    def _handle(self, r: Request) -> Response:
+        """ARM paths start /subscriptions or /providers; anything else is a storage account's blobs."""
+        if r.path.lower().startswith(("/subscriptions/", "/providers/")):
+            return self.arm.handle(r)
+        return self.blob.handle(r)
 
     @property
     def url(self) -> str:
@@ -88,6 +97,11 @@ class FakeAzure:
 
     def add_container(self, account_id: str, name: str) -> None:
         self.add(f"{account_id}/blobServices/default/containers/{name}", AT.CONTAINER, {"properties": {}})
+
+    def put_blob(self, account_id: str, container: str, name: str, data: bytes) -> None:
+        """A blob someone else wrote (the container must exist)."""
+        key = f"{account_id}/blobServices/default/containers/{container}".lower()
+        self.blob.blobs.setdefault(key, {})[name] = Blob(data, "application/json", '"0x0"')
 
     def of_type(self, rtype: str) -> list[Resource]:
         return self.arm.of_type(rtype)

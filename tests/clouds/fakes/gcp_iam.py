@@ -68,6 +68,7 @@ class IamState:
     buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
     bucket_policies: dict[str, Policy] = field(default_factory=dict)
     objects: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    generations: dict[tuple[str, str], int] = field(default_factory=dict)  # (bucket, object) -> generation
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100000000000000000001))
 
     def email(self, account_id: str) -> str:
@@ -105,7 +106,9 @@ class IamApi:
         add("GET", rf"{b}/(?P<bucket>[^/]+)/iam", self.get_bucket_policy)
         add("PUT", rf"{b}/(?P<bucket>[^/]+)/iam", self.set_bucket_policy)
         add("GET", rf"{b}/(?P<bucket>[^/]+)/o", self.list_objects)
+        add("GET", rf"{b}/(?P<bucket>[^/]+)/o/(?P<name>.+)", self.get_object)
         add("DELETE", rf"{b}/(?P<bucket>[^/]+)/o/(?P<name>.+)", self.delete_object)
+        add("POST", rf"/upload{b}/(?P<bucket>[^/]+)/o", self.upload_object)
 
     def _project(self, project: str) -> None:
         if project not in (self.s.project, "-"):
@@ -395,14 +398,53 @@ class IamApi:
         self.s.bucket_policies[bucket] = policy
         return Response(200, policy.to_json(kind="storage#policy", resourceId=f"projects/_/buckets/{bucket}"))
 
+    def _object(self, bucket: str, name: str, data: bytes) -> dict[str, Any]:
+        generation = self.s.generations.get((bucket, name), 0)
+        return {
+            "kind": "storage#object",
+            "id": f"{bucket}/{name}/{generation}",
+            "name": name,
+            "bucket": bucket,
+            "generation": str(generation),
+            "size": str(len(data)),
+        }
+
     def list_objects(self, r: Request, bucket: str) -> Response:
+        """Names in lexical order from `pageToken` (the last name of the previous page), as GCS pages."""
         self._bucket(bucket)
-        items = [
-            {"kind": "storage#object", "name": n, "bucket": bucket, "size": str(len(d))}
-            for n, d in self.s.objects[bucket].items()
-        ]
+        prefix, after = r.query.get("prefix", ""), r.query.get("pageToken", "")
+        names = sorted(n for n in self.s.objects[bucket] if n.startswith(prefix) and n > after)
         limit = int(r.query.get("maxResults") or 1000)
-        return Response(200, {"kind": "storage#objects", "items": items[:limit]})
+        page = names[:limit]
+        body: dict[str, Any] = {
+            "kind": "storage#objects",
+            "items": [self._object(bucket, n, self.s.objects[bucket][n]) for n in page],
+        }
+        if len(names) > limit:
+            body["nextPageToken"] = page[-1]
+        return Response(200, body)
+
+    def get_object(self, r: Request, bucket: str, name: str) -> Response:
+        self._bucket(bucket)
+        name = unquote(name)
+        data = self.s.objects[bucket].get(name)
+        if data is None:
+            raise FakeError(404, "notFound", f"No such object: {bucket}/{name}")
+        if r.query.get("alt") == "media":
+            return Response(200, data)
+        return Response(200, self._object(bucket, name, data))
+
+    def upload_object(self, r: Request, bucket: str) -> Response:
+        """A simple (``uploadType=media``) upload: the body is the object's content."""
+        self._bucket(bucket)
+        if r.query.get("uploadType") != "media":
+            raise FakeError(400, "invalid", "this fake takes simple uploads only (uploadType=media)")
+        name = r.query.get("name", "")
+        if not name or len(name.encode()) > 1024 or "\r" in name or "\n" in name:
+            raise FakeError(400, "invalid", f"Invalid object name: {name!r}")
+        self.s.objects[bucket][name] = r.raw
+        self.s.generations[(bucket, name)] = self.s.generations.get((bucket, name), 0) + 1
+        return Response(200, self._object(bucket, name, r.raw))
 
     def delete_object(self, r: Request, bucket: str, name: str) -> Response:
         self._bucket(bucket)

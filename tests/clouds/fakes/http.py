@@ -29,12 +29,14 @@ class Request:
     query: dict[str, str]
     body: Any  # parsed JSON, or None
     base_url: str  # http://127.0.0.1:PORT, for URLs the fake hands back (operations to poll)
+    headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
+    raw: bytes = b""  # the body as sent (object storage uploads are not JSON)
 
 
 @dataclass(frozen=True)
 class Response:
     status: int
-    body: Any = None
+    body: Any = None  # JSON, or bytes sent as they are (an object's content, an XML listing)
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -171,20 +173,31 @@ class FakeServer:
                 split = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                # A JSON API's body is JSON; an upload (object content) may be anything.
+                is_json = "json" in headers.get("content-type", "json")
                 try:
-                    body = json.loads(raw) if raw.strip() else None
+                    body = json.loads(raw) if raw.strip() and is_json else None
                 except ValueError:
                     body = None
                     response = Response(400, server._error_body(FakeError(400, "InvalidJson", "not JSON")))
                 else:
                     query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
                     host = self.headers.get("Host") or "127.0.0.1"
-                    response = server._serve(Request(self.command, split.path, query, body, f"http://{host}"))
-                data = b"" if response.body is None else json.dumps(response.body).encode()
+                    request = Request(self.command, split.path, query, body, f"http://{host}", headers, raw)
+                    response = server._serve(request)
+                if isinstance(response.body, bytes):
+                    data = response.body
+                    content_type = response.headers.get("Content-Type", "application/octet-stream")
+                else:
+                    data = b"" if response.body is None else json.dumps(response.body).encode()
+                    content_type = "application/json; charset=utf-8"
                 self.send_response(response.status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in response.headers.items():
+                    if key.lower() in ("content-type", "content-length"):
+                        continue
                     self.send_header(key, value)
                 self.end_headers()
                 if self.command != "HEAD":
