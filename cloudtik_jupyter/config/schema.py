@@ -129,6 +129,9 @@ class HeadConfig(_Model):
     # ... and after this many such workers of one type in a row, replacing stops until the config or a
     # scale request changes (a broken setup must not churn nodes forever).
     max_failed_launches: int = Field(default=3, ge=1, le=L.MAX_TRIES)
+    # A cluster that consumes another's services (``runtime.mlflow.from_cluster``) looks them up again this
+    # often on each node; services started with an address that moved are restarted with the new one.
+    discovery_interval: float = Field(default=5.0, ge=L.MIN_INTERVAL, le=L.MAX_INTERVAL)
 
     @model_validator(mode="after")
     def _timeout_exceeds_interval(self) -> HeadConfig:

@@ -48,6 +48,7 @@ from .config import AgentConfig, ServiceSpec, control_socket_path, load_agent_co
 from .control import OPS, AgentClient, ControlReply, ControlRequest, serve
 from .metrics import MetricsSampler
 from .processes import load_owned, read_pid_file, save_owned, terminate, write_pid_file
+from .rediscover import changed, runtime_specs
 from .supervisor import Service, ServiceNotice
 
 log = logging.getLogger("cloudtik.agent")
@@ -73,6 +74,8 @@ class NodeAgent:
         self._reachable: bool | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._rediscovery: asyncio.Task[None] | None = None
+        self._rediscover_error = ""
 
     def _busy_hooks(self) -> list[BusyHook]:
         c, node = self.config, self.config.runtime_node
@@ -114,6 +117,10 @@ class NodeAgent:
             heartbeats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeats
+            if self._rediscovery is not None:
+                self._rediscovery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._rediscovery
             for service in reversed(list(self._services.values())):
                 await service.stop()
             with contextlib.suppress(Exception):
@@ -124,8 +131,38 @@ class NodeAgent:
             log.info("agent stopped")
 
     async def _start_all(self, specs: list[ServiceSpec]) -> None:
+        interval = self.config.rediscover_interval
+        if interval is not None:  # a restarted agent starts with where consumed services are now
+            specs = await self._rediscovered(specs) or specs
         for spec in specs:
             await self._start(spec)
+        if interval is not None:
+            self._rediscovery = asyncio.create_task(self._rediscover_loop(interval), name="rediscover")
+
+    async def _rediscovered(self, specs: list[ServiceSpec]) -> list[ServiceSpec] | None:
+        """`specs` with the runtime services worked out again, or None when that fails now."""
+        try:
+            fresh = {s.name: s for s in await asyncio.to_thread(runtime_specs, self.config)}
+        except Exception as exc:  # the provider is down, the registry unreachable: keep what runs
+            if str(exc) != self._rediscover_error:
+                log.warning("looking up consumed services failed (%s); keeping the services as they are", exc)
+                self._rediscover_error = str(exc)
+            return None
+        self._rediscover_error = ""
+        return [fresh.get(s.name, s) for s in specs]
+
+    async def _rediscover_loop(self, interval: float) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+            running = {name: s.spec for name, s in self._services.items()}
+            fresh = await self._rediscovered(list(running.values()))
+            for spec in changed(running, fresh or []):
+                if self._stopping.is_set():
+                    return
+                message = "a service it uses moved (its cluster's head was replaced); restarting"
+                self._on_notice(ServiceNotice(spec.name, "service-reconfigured", message))
+                await self._start(spec)
 
     def request_stop(self) -> None:
         self._stopping.set()

@@ -95,6 +95,9 @@ class AgentConfig(_Model):
     redis_user: str | None = None
     heartbeat_interval: float = Field(default=1.0, gt=0)
     services: list[ServiceSpec] = Field(default_factory=list)
+    # Set when the cluster consumes other clusters' services: every this many seconds the agent works its
+    # runtime services out again (node/rediscover.py) and restarts those whose spec changed (an address).
+    rediscover_interval: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _one_redis_source(self) -> AgentConfig:

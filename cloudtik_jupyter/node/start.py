@@ -96,6 +96,12 @@ def credentials_digest(endpoints_file: Path, password_file: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def consumes(config: ClusterConfig) -> bool:
+    from ..runtimes import consumed_clusters
+
+    return bool(config.runtime.types) and bool(consumed_clusters(config))
+
+
 def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> AgentConfig:
     services: list[ServiceSpec] = []
     redis: dict[str, object] = {}
@@ -127,6 +133,7 @@ def agent_config(config: ClusterConfig, node: NodeIdentity, state: Path) -> Agen
             "run_dir": state / AGENT_DIR,
             "heartbeat_interval": config.head.heartbeat_interval,
             "services": services,
+            "rediscover_interval": config.head.discovery_interval if consumes(config) else None,
             **redis,
         }
     )

@@ -70,3 +70,13 @@ def runtime_environment(config: ClusterConfig, head_ip: str) -> dict[str, str]:
     for runtime, cfg in enabled_runtimes(config):
         env |= runtime.environment(cfg, head_ip)
     return env
+
+
+def consumed_clusters(config: ClusterConfig) -> list[str]:
+    """The clusters of the workspace whose published services this cluster's runtimes use (a runtime
+    says so with an optional ``consumes(config) -> list[str]`` hook)."""
+    found: list[str] = []
+    for runtime, cfg in enabled_runtimes(config):
+        consumes = getattr(runtime, "consumes", None)
+        found += [c for c in (consumes(cfg) if consumes else []) if c not in found]
+    return found

@@ -236,18 +236,31 @@ def test_workspace_lists_published_services_and_another_cluster_consumes_them(
     assert f"lab           mlflow-tracking   mlflow-tracking   http://{head}:5000" in shown.stdout
     assert f"dask-scheduler    dask-scheduler    tcp://{head}:8786" in shown.stdout
 
+    # The consumer runs Dask: its workers are long-lived processes that got the tracking URI when they
+    # started, the case a lookup at each use (submit, the notebook helpers) does not cover.
     consumer = Cluster(
         {
             "from": "virtual-small",
             "cluster_name": "trainer",
-            "available_node_types": {"worker": {"min_workers": 0, "max_workers": 1}},
-            "runtime": {"types": ["mlflow"], "mlflow": {"from_cluster": "lab"}},
-            "head": FAST,
+            "available_node_types": {
+                "worker": {"min_workers": 1, "max_workers": 1, "resources": {"CPU": 1, "memory": WORKER_MEMORY}}
+            },
+            "runtime": {"types": ["dask", "mlflow"], "mlflow": {"from_cluster": "lab"}},
+            "head": {**FAST, "discovery_interval": 0.5},
         }
     ).up()
+
+    def log_from_a_dask_worker() -> None:
+        import mlflow
+
+        with mlflow.start_run(run_name="from-trainer-worker"):
+            mlflow.log_metric("accuracy", 0.8)
+
     try:
         assert consumer.mlflow_tracking_uri() == lab.mlflow_tracking_uri()
-        assert not any(s.cluster == "trainer" and s.services for s in _published())  # it runs no server
+        assert _worker_tracking_uris(consumer) == {lab.mlflow_tracking_uri()}
+        trainer = [d for d in _published() if d.cluster == "trainer"]
+        assert [s.kind for d in trainer for s in d.services] == ["dask-scheduler"]  # no tracking server
         job = tmp_path / "log.py"
         job.write_text(
             "import mlflow\n"
@@ -274,9 +287,37 @@ def test_workspace_lists_published_services_and_another_cluster_consumes_them(
         result = cli(home, "submit", "--runtime", "mlflow", "trainer", str(job))
         assert result.returncode == 0, result.stdout + result.stderr
         assert any(r.info.run_name == "from-trainer" for r in mlflow_runs(new_uri))
+
+        # Nobody touched the consumer: its nodes' agents saw the new address and restarted its Dask
+        # services with it; a task on its workers logs to the new server.
+        wait_for_sync(
+            lambda: _worker_tracking_uris(consumer) == {new_uri},
+            timeout=120,
+            what="the consumer's Dask workers to use the provider's new tracking server",
+        )
+        client = consumer.dask_client(timeout=30)
+        try:
+            client.submit(log_from_a_dask_worker, pure=False).result(timeout=120)
+        finally:
+            client.close()
+        assert any(r.info.run_name == "from-trainer-worker" for r in mlflow_runs(new_uri))
     finally:
         consumer.down()
     assert not any(d.cluster == "trainer" for d in _published())
+
+
+def _worker_tracking_uris(cluster: Cluster) -> set[str]:
+    """MLFLOW_TRACKING_URI as the cluster's Dask workers see it; empty while its scheduler restarts."""
+    try:
+        client = cluster.dask_client(timeout=10)
+    except Exception:  # the scheduler is being restarted: ask again
+        return set()
+    try:
+        return set(client.run(lambda: os.environ.get("MLFLOW_TRACKING_URI"), wait=True).values())
+    except Exception:
+        return set()
+    finally:
+        client.close()
 
 
 def _published() -> list[Any]:

@@ -139,6 +139,10 @@ class MlflowRuntime:
         mlflow = _mlflow(config)
         return {"port": mlflow.port} if kind == T.KIND_HEAD and not mlflow.from_cluster else {}
 
+    def consumes(self, config: BaseModel) -> list[str]:
+        mlflow = _mlflow(config)
+        return [mlflow.from_cluster] if mlflow.from_cluster else []
+
     def published(self, config: BaseModel, head_ip: str) -> list[PublishedEndpoint]:
         mlflow = _mlflow(config)
         return [] if mlflow.from_cluster else [PublishedEndpoint(KIND, KIND, mlflow.port, "http")]
