@@ -4,10 +4,16 @@ the local fakes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes.azure import FakeAzure
 from fakes.envs import AzureEnv, GcpEnv, azure_fixture, gcp_fixture  # noqa: F401
+from fakes.gcp import FakeGcp
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from cloudtik_jupyter.discovery import ClusterServices, DiscoveryScope, PublishedService, registry_for
 from cloudtik_jupyter.discovery.clouds import AZURE_CONTAINER, OBJECT_PREFIX, BlobRegistry, GcsRegistry
@@ -180,3 +186,70 @@ def test_discovery_scope_chooses_the_registry_of_the_provider(kind: str, tmp_pat
         assert registry.container.account_name == AzureNames("team", "s-1", "cloudtik-team").storage_account
     if isinstance(registry, FileRegistry):
         assert registry.dir == tmp_path / "workspaces" / "team" / "services"
+
+
+CLUSTERS = st.sampled_from(["a", "b", "c"])
+
+
+class CloudRegistrySequence(RuleBasedStateMachine):
+    """Any sequence of publishes (heads moving), withdrawals and foreign objects under the prefix, on a
+    cloud registry: it lists exactly the last document of every cluster still published."""
+
+    cloud = "gcp"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: dict[str, ClusterServices] = {}
+        self.stops: list[Any] = []
+        if self.cloud == "gcp":
+            fake = FakeGcp().start()
+            self.stops.append(fake.stop)
+            env = GcpEnv(fake, Path("/nonexistent"))
+            bucket = GcpNames("ws", env.project).bucket
+            env.clients().storage.buckets().insert(project=env.project, body={"name": bucket}).execute()
+            self.registry = registry_for(DiscoveryScope("ws", env.provider_config()))
+            self.foreign = lambda key, data: fake.put_object(bucket, key, data)
+        else:
+            afake = FakeAzure().start()
+            self.stops.append(afake.stop)
+            aenv = AzureEnv(afake, Path("/nonexistent"))
+            _, account_id = _account(aenv)
+            self.registry = registry_for(DiscoveryScope("ws", aenv.provider_config()))
+            self.registry.put(doc("x"))  # the container exists from here on
+            self.registry.delete("x")
+            self.foreign = lambda key, data: afake.put_blob(account_id, AZURE_CONTAINER, key, data)
+
+    @rule(cluster=CLUSTERS, port=st.integers(1, 65535))
+    def publish(self, cluster: str, port: int) -> None:
+        self.registry.put(doc(cluster, port))
+        self.model[cluster] = doc(cluster, port)
+
+    @rule(cluster=CLUSTERS)
+    def withdraw(self, cluster: str) -> None:
+        self.registry.delete(cluster)
+        self.model.pop(cluster, None)
+
+    @rule(name=st.sampled_from(["x.json", "y.json.tmp", "z"]), data=st.binary(max_size=64))
+    def foreign_object(self, name: str, data: bytes) -> None:
+        self.foreign(f"{OBJECT_PREFIX}{name}", data)
+
+    @invariant()
+    def lists_the_model(self) -> None:
+        assert {d.cluster: d for d in self.registry.list()} == self.model
+        for cluster in ("a", "b", "c"):
+            assert self.registry.get(cluster) == self.model.get(cluster)
+
+    def teardown(self) -> None:
+        for stop in self.stops:
+            stop()
+
+
+class AzureRegistrySequence(CloudRegistrySequence):
+    cloud = "azure"
+
+
+SEQUENCE = settings(max_examples=6, stateful_step_count=10, deadline=None)
+TestGcsRegistrySequence = CloudRegistrySequence.TestCase
+TestGcsRegistrySequence.settings = SEQUENCE
+TestBlobRegistrySequence = AzureRegistrySequence.TestCase
+TestBlobRegistrySequence.settings = SEQUENCE
