@@ -65,3 +65,12 @@ def test_only_a_consumer_follows_other_clusters() -> None:
     assert consumes(load_config(config("trainer", {"from_cluster": "tracking"})))
     assert not consumes(load_config(config("tracking", {})))
     assert not changed({}, [])
+
+
+@pytest.mark.parametrize("value", [0, -1, 1e9, "soon", None])
+def test_a_bad_discovery_interval_names_its_key(value: object) -> None:
+    from cloudtik_jupyter.errors import ConfigError
+
+    bad = {**config("trainer", {"from_cluster": "tracking"}), "head": {"discovery_interval": value}}
+    with pytest.raises(ConfigError, match=r"^head\.discovery_interval"):
+        load_config(bad)
