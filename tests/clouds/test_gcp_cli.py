@@ -30,6 +30,18 @@ def test_workspace_commands(gcp: GcpEnv, tmp_path: Path) -> None:
     info = cli("workspace", "info", "analytics")
     assert info.returncode == 0 and "head_service_account:" in info.stdout
 
+    # A cluster's head publishes its services in the workspace's storage; `info` lists them; `down`
+    # withdraws them, and the workspace then deletes without --force (the registry is not data).
+    from cloudtik_jupyter.discovery import ClusterServices, DiscoveryScope, PublishedService, registry_for
+
+    registry = registry_for(DiscoveryScope("analytics", gcp.provider_config()))
+    tracking = PublishedService(name="mlflow-tracking", kind="mlflow-tracking", address="10.0.1.5", port=5000, protocol="http")
+    registry.put(ClusterServices(workspace="analytics", cluster="lab", published_at=1.0, services=[tracking]))
+    listed = cli("workspace", "info", "analytics")
+    assert listed.returncode == 0, listed.stderr
+    assert "lab           mlflow-tracking   mlflow-tracking   http://10.0.1.5:5000" in listed.stdout
+    registry.delete("lab")
+
     deleted = cli("workspace", "delete", "analytics", "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert leaks(before, gcp.fake.inventory()) == {}
