@@ -293,7 +293,9 @@ class Controller:
                 )
 
     async def _sync_records(self, nodes: list[NodeRef], records: dict[str, NodeRecord]) -> None:
-        """Mirror provider state into the node table; drop rows of nodes the provider no longer has."""
+        """Mirror provider state into the node table (the views' read model, cluster/readmodel.py); drop
+        rows of nodes the provider no longer has, on the tick that first misses them (a killed worker
+        leaves every view within one tick; the client's own kill-node marks it at once)."""
         alive = {n.node_id for n in nodes}
         changed = []
         listed = self.memory.listed
@@ -304,12 +306,23 @@ class Controller:
                 tags.get(T.NODE_KIND),
                 tags.get(T.NODE_STATUS),
                 tags.get(T.NODE_SEQ),
+                tags.get(T.LAUNCH_HASH),
                 n.address.internal_ip,
+                n.address.external_ip,
             )
             if listed.get(n.node_id) == key and n.node_id in records:
                 continue
             listed[n.node_id] = key
-            row = NodeRecord(n.node_id, n.node_type, n.kind, n.address.internal_ip, n.status, n.seq)
+            row = NodeRecord(
+                n.node_id,
+                n.node_type,
+                n.kind,
+                n.address.internal_ip,
+                n.status,
+                n.seq,
+                external_ip=n.address.external_ip or "",
+                launch_hash=tags.get(T.LAUNCH_HASH, ""),
+            )
             if records.get(n.node_id) != row:
                 changed.append(row)
                 records[n.node_id] = row

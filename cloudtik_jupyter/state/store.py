@@ -32,6 +32,7 @@ from .clients import redis_client as _client
 from .endpoints import RedisEndpoints
 from .records import (
     MAX_IDS_PER_CHANGE,
+    TERMINATED,
     Change,
     ChangeKind,
     Event,
@@ -76,6 +77,14 @@ _SEQ_FLOOR = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) return tonumber(ARGV[1]) end
 return current
+"""
+
+
+# KEYS: the node's row, the heartbeat index; ARGV: node id, the terminated status.
+_MARK_TERMINATED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'status', ARGV[2]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
 """
 
 
@@ -249,6 +258,15 @@ class StateStore:
             pipe.sadd(NODES, node_id)
             await pipe.execute()
         await self._publish(Change(ChangeKind.NODE, (node_id,), status))
+
+    async def mark_terminated(self, node_id: str) -> None:
+        """A client terminated the node itself: views drop it now (not on the controller's next look),
+        and the controller wakes (a NODE_REMOVED change) to remove the row once the provider agrees."""
+        # Only a row that exists: one the controller already removed must not come back as a stub.
+        await self._shard(node_id).eval(
+            _MARK_TERMINATED, 2, node_key(node_id), HEARTBEATS, node_id, TERMINATED
+        )
+        await self._publish(Change(ChangeKind.NODE_REMOVED, (node_id,), TERMINATED))
 
     async def node(self, node_id: str) -> NodeRecord | None:
         shard = self._shard(node_id)
