@@ -14,6 +14,7 @@ cloud's view" when the head should have answered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 from ..errors import CloudtikError, HostKeyChanged
 from ..providers import tags as T
 from ..records.cluster import ClusterEvent, ClusterStatus, NodeRow
+from ..state.desired import DesiredState
 from ..state.records import TERMINATED, MetricSample, NodeMetrics, NodeRecord
 from ..state.store import StateStore
 from .context import ClusterContext, NodeRef
@@ -44,9 +46,10 @@ def head_of(nodes: Iterable[NodeRef]) -> NodeRef | None:
 
 
 def shown(records: Iterable[NodeRecord]) -> list[NodeRecord]:
-    """Rows a view shows: the controller's (a kind), not one a client just terminated, head first."""
+    """Rows a view shows: the controller's (a kind), not one a client just terminated; head first, then by
+    sequence id (unnumbered last)."""
     rows = [r for r in records if r.kind in (T.KIND_HEAD, T.KIND_WORKER) and r.status != TERMINATED]
-    return sorted(rows, key=lambda r: (r.kind != T.KIND_HEAD, r.seq_id or 0, r.node_id))
+    return sorted(rows, key=lambda r: (r.kind != T.KIND_HEAD, r.seq_id is None, r.seq_id or 0, r.node_id))
 
 
 def record_row(
@@ -117,7 +120,10 @@ async def store_status(ctx: ClusterContext, head: NodeRef, events: int, listing:
     """Raises STORE_ERRORS (or HostKeyChanged) when the store does not answer; garbage in it is skipped."""
     store = await ctx.store(head)
     records = shown(await store.nodes())
-    wanted = await store.desired_state()
+    try:
+        wanted: DesiredState | None = await store.desired_state()
+    except GARBAGE:  # counts no version wrote: show the config's minimums, remember nothing
+        wanted = None
     now = time.time()
     if not any(r.kind == T.KIND_HEAD for r in records):
         # The controller has not mirrored the nodes yet (its first tick after `up`): the provider's rows.
@@ -130,7 +136,9 @@ async def store_status(ctx: ClusterContext, head: NodeRef, events: int, listing:
         tolerant(store.events(events), []),
     )
     assert isinstance(metrics, dict) and isinstance(histories, dict) and isinstance(recent, list)
-    await remember_identity(ctx, store, wanted)
+    if wanted is not None:
+        with contextlib.suppress(*GARBAGE):
+            await remember_identity(ctx, store, wanted)
     beat = next((r.last_heartbeat for r in records if r.node_id == head.node_id), None)
     error = None
     try:
@@ -141,7 +149,7 @@ async def store_status(ctx: ClusterContext, head: NodeRef, events: int, listing:
         error = f"{problem}; run `cloudtik up` to repair it"
     types = ctx.config.worker_types()
     desired = {t: nt.min_workers for t, nt in types.items()}
-    desired.update({t: n for t, n in wanted.counts.items() if t in desired})
+    desired.update({t: n for t, n in (wanted.counts if wanted else {}).items() if t in desired})
     return ClusterStatus(
         name=ctx.name,
         provider=ctx.config.provider.type,

@@ -119,6 +119,44 @@ def _score_pairs(reply: Any) -> Iterable[tuple[str, float]]:
     return [(member, float(score)) for member, score in zip(items, items, strict=True)]
 
 
+# What views read is decoded entry by entry: a row no version of cloudtik wrote (a restricted worker user
+# can write its own metrics, history and events) is skipped, never an exception in every view.
+_UNDECODABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _sane_metrics(raw: str | bytes | None) -> NodeMetrics | None:
+    try:
+        m = decode_metrics(raw)
+    except _UNDECODABLE:
+        return None
+    if m is None or not (_number(m.cpu_percent) and _number(m.memory_used) and _number(m.memory_total)):
+        return None
+    return m
+
+
+def _samples(ring: list[Any]) -> list[MetricSample]:
+    samples = []
+    for raw in ring:
+        try:
+            samples.append(MetricSample.decode(raw))
+        except _UNDECODABLE:
+            continue
+    return samples
+
+
+def _sane_event(raw: str | bytes) -> Event | None:
+    try:
+        e = Event.from_json(raw)
+    except _UNDECODABLE:
+        return None
+    ok = _number(e.time) and isinstance(e.kind, str) and isinstance(e.message, str)
+    return e if ok and (e.node_id is None or isinstance(e.node_id, str)) else None
+
+
 def _push_sample(pipe: Any, node_id: str, sample: MetricSample) -> None:
     pipe.rpush(history_key(node_id), sample.encode())
     pipe.ltrim(history_key(node_id), -HISTORY_LENGTH, -1)
@@ -404,9 +442,11 @@ class StateStore:
         return {str(k): decode_processes(v) for rows in per_shard for k, v in rows.items()}
 
     async def all_metrics(self) -> dict[str, NodeMetrics]:
+        """Node id -> its last metrics; an entry that does not decode (a broken or hostile writer) is left
+        out, not the whole table."""
         per_shard = await asyncio.gather(*(s.hgetall(METRICS) for s in self._shards))
         return {
-            str(k): m for rows in per_shard for k, v in rows.items() if (m := decode_metrics(v)) is not None
+            str(k): m for rows in per_shard for k, v in rows.items() if (m := _sane_metrics(v)) is not None
         }
 
     async def histories(self, node_ids: Iterable[str]) -> dict[str, list[MetricSample]]:
@@ -420,7 +460,7 @@ class StateStore:
                 for node_id in ids:
                     pipe.lrange(history_key(node_id), 0, -1)
                 rings = await pipe.execute()
-            return {i: [MetricSample.decode(raw) for raw in ring] for i, ring in zip(ids, rings, strict=True)}
+            return {i: _samples(ring) for i, ring in zip(ids, rings, strict=True)}
 
         per_shard = await asyncio.gather(*(read(i, ids) for i, ids in groups.items()))
         return {node_id: ring for part in per_shard for node_id, ring in part.items()}
@@ -511,4 +551,6 @@ class StateStore:
         """The last `limit` events, oldest first."""
         if limit <= 0:
             return []
-        return [Event.from_json(raw) for raw in await self._primary.lrange(EVENTS, -limit, -1)]
+        return [
+            e for raw in await self._primary.lrange(EVENTS, -limit, -1) if (e := _sane_event(raw)) is not None
+        ]
