@@ -24,8 +24,8 @@ from ..errors import CloudtikError, HostKeyChanged
 from ..providers import tags as T
 from ..records.cluster import ClusterEvent, ClusterStatus, NodeRow
 from ..state.desired import DesiredState
-from ..state.records import TERMINATED, MetricSample, NodeMetrics, NodeRecord
-from ..state.store import StateStore
+from ..state.records import TERMINATED, NodeMetrics, NodeRecord
+from ..state.store import Series, StateStore
 from .context import ClusterContext, NodeRef
 from .health import head_problem
 from .identity_record import remember_identity
@@ -52,10 +52,8 @@ def shown(records: Iterable[NodeRecord]) -> list[NodeRecord]:
     return sorted(rows, key=lambda r: (r.kind != T.KIND_HEAD, r.seq_id is None, r.seq_id or 0, r.node_id))
 
 
-def record_row(
-    r: NodeRecord, now: float, metrics: NodeMetrics | None, history: list[MetricSample] | None
-) -> NodeRow:
-    samples = history or []
+def record_row(r: NodeRecord, now: float, metrics: NodeMetrics | None, series: Series | None) -> NodeRow:
+    cpu, memory = series or ((), ())
     return NodeRow(
         node_id=r.node_id,
         seq=r.seq_id or 0,
@@ -69,8 +67,8 @@ def record_row(
         memory_used=metrics.memory_used if metrics else None,
         memory_total=metrics.memory_total if metrics else None,
         machine=metrics.machine if metrics else "",
-        cpu_history=tuple(s.cpu_percent for s in samples),
-        memory_history=tuple(s.memory_used for s in samples),
+        cpu_history=cpu,
+        memory_history=memory,
     )
 
 
@@ -89,6 +87,7 @@ async def cluster_status(
     `lister`: how to list the provider when needed (a watcher passes a rate-limited one)."""
     listing = lister or ctx.nodes
     head = ctx.known_head()
+    nodes: list[NodeRef] | None = None  # listed in this call
     if head is None or head.status != UP:
         nodes = await listing()  # not known here, or being set up: the cloud's view is all there is
         head = head_of(nodes)
@@ -97,10 +96,11 @@ async def cluster_status(
     try:
         return await store_status(ctx, head, events, listing)
     except HostKeyChanged as exc:  # not "unreachable": something else may answer at the head's address
-        return await provider_status(ctx, await listing(), str(exc))
+        return await provider_status(ctx, nodes if nodes is not None else await listing(), str(exc))
     except STORE_ERRORS as exc:
         problem = f"head {head.node_id}: its state store does not answer ({_short(exc)})"
-    nodes = await listing()  # has the head changed (a new one after a crash), or is it gone?
+    if nodes is None:
+        nodes = await listing()  # has the head changed (a new one after a crash), or is it gone?
     now_head = head_of(nodes)
     if now_head is None:
         return await provider_status(ctx, nodes, HEAD_GONE if nodes else None)
@@ -132,7 +132,7 @@ async def store_status(ctx: ClusterContext, head: NodeRef, events: int, listing:
     ids = [r.node_id for r in records]
     metrics, histories, recent = await asyncio.gather(
         tolerant(store.all_metrics(), {}),
-        tolerant(store.histories(ids), {}),
+        tolerant(store.history_series(ids), {}),
         tolerant(store.events(events), []),
     )
     assert isinstance(metrics, dict) and isinstance(histories, dict) and isinstance(recent, list)
