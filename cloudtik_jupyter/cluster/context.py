@@ -192,11 +192,12 @@ class ClusterContext:
     def remember_head(self, head: NodeRef | None) -> None:
         """Keep the head a listing found (in memory, and in the local record so the next process reaches
         its store without a listing); None forgets it."""
-        if head == self._known_head and head is not None:
-            return
+        unchanged = head == self._known_head
         self._known_head = head
         if not (self.dir / CONFIG_FILE).exists():
             return  # no local record (yet, or any more: `down`)
+        if unchanged and head is not None and (self.dir / HEAD_FILE).exists():
+            return
         if head is None:
             with contextlib.suppress(OSError):
                 (self.dir / HEAD_FILE).unlink()
@@ -302,10 +303,13 @@ def load_head(path: Path) -> NodeRef | None:
     try:
         raw = json.loads(path.read_text())
         internal, external, port, host_key = raw["address"]
-        tags = {str(k): str(v) for k, v in dict(raw["tags"]).items()}
+        if not isinstance(raw["tags"], dict):
+            return None
+        tags = {str(k): str(v) for k, v in raw["tags"].items()}
         address = NodeAddress(
             str(internal), external and str(external), int(port), host_key and str(host_key)
         )
-        return ListedNode(str(raw["node_id"]), tags, address)
+        head = ListedNode(str(raw["node_id"]), tags, address)
     except (OSError, ValueError, TypeError, KeyError):
         return None
+    return head if head.kind == T.KIND_HEAD else None

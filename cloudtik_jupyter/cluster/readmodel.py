@@ -93,26 +93,27 @@ async def cluster_status(
         head = head_of(nodes)
         if head is None or head.status != UP:
             return await provider_status(ctx, nodes, HEAD_GONE if head is None and nodes else None)
-    try:
-        return await store_status(ctx, head, events, listing)
-    except HostKeyChanged as exc:  # not "unreachable": something else may answer at the head's address
-        return await provider_status(ctx, nodes if nodes is not None else await listing(), str(exc))
-    except STORE_ERRORS as exc:
-        problem = f"head {head.node_id}: its state store does not answer ({_short(exc)})"
-    if nodes is None:
-        nodes = await listing()  # has the head changed (a new one after a crash), or is it gone?
-    now_head = head_of(nodes)
-    if now_head is None:
-        return await provider_status(ctx, nodes, HEAD_GONE if nodes else None)
-    if now_head != head and now_head.status == UP:
+    tried: set[str] = set()
+    while True:
+        tried.add(head.node_id)
         try:
-            return await store_status(ctx, now_head, events, listing)
-        except HostKeyChanged as exc:
-            return await provider_status(ctx, nodes, str(exc))
+            return await store_status(ctx, head, events, listing)
+        except HostKeyChanged as exc:  # not "unreachable": something else may answer at the head's address
+            problem, changed = str(exc), True
         except STORE_ERRORS as exc:
-            problem = f"head {now_head.node_id}: its state store does not answer ({_short(exc)})"
-    if now_head.status != UP:
-        return await provider_status(ctx, nodes, None)  # being set up again (`up` repairing it)
+            problem, changed = f"head {head.node_id}: its state store does not answer ({_short(exc)})", False
+        if nodes is None:
+            nodes = await listing()  # has the head changed (a new one after a crash), or is it gone?
+        now_head = head_of(nodes)
+        if now_head is None:
+            return await provider_status(ctx, nodes, HEAD_GONE if nodes else None)
+        if now_head.status != UP:
+            return await provider_status(ctx, nodes, None)  # being set up again (`up` repairing it)
+        if now_head.node_id in tried and now_head == head:
+            break
+        head = now_head  # a new head (or the same at a new address): its store, once
+    if changed:
+        return await provider_status(ctx, nodes, problem)
     return await provider_status(ctx, nodes, f"{UNREACHABLE} ({problem}); run `cloudtik up` to repair it")
 
 
