@@ -27,12 +27,12 @@ import pytest
 from cloudtik_jupyter.cluster.context import ClusterContext, NodeRef
 from cloudtik_jupyter.cluster.follow import Follower, wait_for_rows, watch_status
 from cloudtik_jupyter.cluster.readmodel import UNREACHABLE, cluster_status
-from cloudtik_jupyter.cluster.status import ClusterStatus
 from cloudtik_jupyter.config import load_config
 from cloudtik_jupyter.errors import Timeout
 from cloudtik_jupyter.jupyter.rendering import status_html, status_text
 from cloudtik_jupyter.providers import tags as T
 from cloudtik_jupyter.providers.base import ListedNode, NodeAddress
+from cloudtik_jupyter.records.cluster import ClusterStatus
 from cloudtik_jupyter.state.changes import CHANNEL
 from cloudtik_jupyter.state.desired import DESIRED
 from cloudtik_jupyter.state.records import NodeMetrics, NodeRecord

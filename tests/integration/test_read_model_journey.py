@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cloudtik_jupyter.api import Cluster
-from cloudtik_jupyter.cluster.status import ClusterStatus
+from cloudtik_jupyter.records.cluster import ClusterStatus
 from cloudtik_jupyter.waiting import wait_for
 from tests.integration.test_cli_journeys import cloudtik
 from tests.jupyter.helpers import kill_node, small_config
