@@ -3,7 +3,7 @@
 Views read the node table the controller mirrors from the provider (cluster/readmodel.py), so a node
 that dies (an instance terminated from the cloud console, a process tree killed on `virtual`) would stay
 in every view until the controller's next listing: up to `head.controller_interval`. Instead the
-controller checks the heartbeat index every half `heartbeat_interval` (one range read per shard) and
+controller checks the heartbeat index four times a `heartbeat_interval` (one range read per shard) and
 wakes its tick as soon as a node misses SILENT_AFTER intervals; the tick lists the provider and removes
 the node's row if the provider no longer has it. Once per silence: a node that beats again may wake it
 again later, a hung one that stays listed costs one extra tick.
@@ -22,7 +22,8 @@ from ..state.store import StateStore
 
 log = logging.getLogger("cloudtik.controller")
 
-SILENT_AFTER = 1.5  # heartbeat intervals without a heartbeat before the controller looks
+SILENT_AFTER = 1.25  # heartbeat intervals without a heartbeat before the controller looks
+CHECKS_PER_INTERVAL = 4  # how often the heartbeat index is read (one range read per shard each)
 
 
 class SilenceWatch:
@@ -57,7 +58,7 @@ async def watch_silence(
     """Run beside the controller's loop: set `wake` when a node of `known()` falls silent."""
     watch = SilenceWatch()
     while True:
-        await asyncio.sleep(interval() / 2)  # the check's period, not synchronisation
+        await asyncio.sleep(interval() / CHECKS_PER_INTERVAL)  # the check's period, not synchronisation
         try:
             beats = await store.heartbeat_times()
         except (RedisError, OSError) as exc:  # the store restarting: the tick's own period covers it
