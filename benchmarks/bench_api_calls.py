@@ -5,9 +5,14 @@ ever connects to the addresses moto hands out (the `endpoint_url` in the config 
 refuse). Two figures, calls counted with botocore event hooks on each view's EC2 client:
 
 - cold status: one `status` read as a new CLI process makes it (a new Cluster: nothing cached);
-- watchers: 3 views (`Cluster.watch_async`, as the notebook view, the panel and `status --watch` use it)
-  on a cluster whose head is up-to-date but whose store cannot be reached from here, so every view falls
-  back to the provider every `max_interval` (1 s): the provider-fallback path of the issue's watchers.
+- watchers on the store: 3 views (`Cluster.watch_async`, as the notebook view, the panel and
+  `status --watch` use it) on the cluster as it is while its head is up: the head's state store (a local
+  redis-server standing in for the head's, the node table mirrored into it as the controller does) with
+  every node heartbeating each second. The views read the store (cluster/readmodel.py): the issue's
+  target is <= 2 listings/min in total, whatever the watchers and nodes;
+- watchers, head unreachable: the same views when the head is up-to-date but its store cannot be reached
+  from here, so they fall back to the provider (listings shared by the process's watchers, at most one
+  per cluster every RELIST_UNREACHABLE seconds; the status says "head unreachable").
 
 Calls are split into listings (DescribeInstances by filter), per-node describes (DescribeInstances by
 instance id) and anything else. Then the same cluster on GCP and Azure (the local fake REST servers of
@@ -26,6 +31,7 @@ import os
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 
@@ -96,18 +102,44 @@ def cold_status(cfg: dict[str, Any], reads: int) -> CallCounter:
     return counter
 
 
-async def watchers(cfg: dict[str, Any], count: int, seconds: float) -> tuple[CallCounter, list[int]]:
+async def watchers(
+    cfg: dict[str, Any], count: int, seconds: float, endpoints: Any = None
+) -> tuple[CallCounter, list[int]]:
+    """`count` views for `seconds`; with `endpoints`, each reaches the head's store there (its own client,
+    as separate processes would) while every node heartbeats once a second."""
     from cloudtik_jupyter.api import Cluster
+    from cloudtik_jupyter.state.records import NodeMetrics
+    from cloudtik_jupyter.state.store import StateStore
 
     counter = CallCounter()
     updates = [0] * count
+    sources: set[str] = set()
 
     async def watch(i: int) -> None:
         cluster = Cluster(cfg)
         counter.attach(cluster._ctx.provider.clients.ec2)  # type: ignore[attr-defined]
-        async for _ in cluster.watch_async(max_interval=1.0):
-            updates[i] += 1
+        if endpoints is not None:
+            local = StateStore.connect(endpoints)
 
+            async def store(head: Any) -> StateStore:
+                return local
+
+            cluster._ctx.store = store  # type: ignore[method-assign]  # no SSH forward to moto's addresses
+        async for status in cluster.watch_async(max_interval=1.0):
+            updates[i] += 1
+            sources.add(status.source)
+
+    async def heartbeats(stop: asyncio.Event) -> None:
+        async with StateStore.connect(endpoints) as store:
+            ids = [r.node_id for r in await store.nodes()]
+            while not stop.is_set():
+                started = time.monotonic()
+                for node_id in ids:  # one change per node per second, as the agents send them
+                    await store.heartbeat(node_id, metrics=NodeMetrics(10.0, 1 << 30, 4 << 30))
+                await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))  # the agents' period
+
+    stop = asyncio.Event()
+    beating = asyncio.create_task(heartbeats(stop)) if endpoints is not None else None
     tasks = [asyncio.create_task(watch(i)) for i in range(count)]
     try:
         done, _ = await asyncio.wait(tasks, timeout=seconds)
@@ -117,13 +149,43 @@ async def watchers(cfg: dict[str, Any], count: int, seconds: float) -> tuple[Cal
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        stop.set()
+        if beating is not None:
+            await beating
+    if endpoints is not None:
+        assert sources == {"store"}, sources  # every view read the store, none fell back
     return counter, updates
+
+
+async def head_store(cfg: dict[str, Any], work: str) -> Any:
+    """A redis-server standing in for the head's store, the node table mirrored as the controller does;
+    the client knows the head as `up` leaves it (one listing). Returns the running servers."""
+    import random
+
+    from cloudtik_jupyter.cluster.context import ClusterContext
+    from cloudtik_jupyter.config import load_config
+    from cloudtik_jupyter.state.records import NodeRecord
+    from cloudtik_jupyter.state.redis_server import prepare_redis, start_redis_servers
+    from cloudtik_jupyter.state.store import StateStore
+
+    host = f"127.{random.randint(100, 250)}.{random.randint(0, 255)}.{random.randint(2, 250)}"
+    servers = await start_redis_servers(prepare_redis(Path(work) / "redis", host, shards=2))
+    ctx = ClusterContext(load_config(cfg, check_files=False))
+    nodes = await ctx.nodes()  # what `up` lists last: the client remembers the head
+    async with StateStore.connect(servers.plan.endpoints) as store:
+        await store.upsert_nodes(
+            [
+                NodeRecord(n.node_id, n.node_type, n.kind, n.address.internal_ip, n.status, n.seq)
+                for n in nodes
+            ]
+        )
+    await ctx.close()
+    return servers
 
 
 def fake_clouds(home: str, nodes: int, reads: int) -> None:
     """Cold and warm status reads on GCP and Azure: requests as the fake REST servers saw them."""
     import sys
-    from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "clouds"))
     from fakes.azure import FakeAzure
@@ -219,15 +281,25 @@ def main(seconds: float, nodes: int, count: int, reads: int) -> None:
 
             print(f"{nodes}-node cluster on AWS (moto); calls counted by botocore event hooks")
             show("cold status (a new process each)", cold_status(cfg, reads), reads, "status")
+            servers = asyncio.run(head_store(cfg, home))
+            try:
+                started = time.monotonic()
+                counter, updates = asyncio.run(watchers(cfg, count, seconds, servers.plan.endpoints))
+                minutes = (time.monotonic() - started) / 60
+            finally:
+                asyncio.run(servers.stop())
+            show(f"{count} watchers for {seconds:.0f} s on the head's store", counter, minutes, "min")
+            listings = counter.calls["listing"] / minutes
+            print(f"    updates seen: {updates} (coalesced: at most one per heartbeat_interval = 1 s)")
+            print(f"    target (issue 15): <= 2 listings/min in total: {listings:.1f}")
             started = time.monotonic()
             counter, updates = asyncio.run(watchers(cfg, count, seconds))
             minutes = (time.monotonic() - started) / 60
-            show(f"{count} watchers for {seconds:.0f} s (provider fallback, 1 s)", counter, minutes, "min")
-            listings = counter.calls["listing"] / minutes
-            print(f"    listings/min per watcher: {listings / count:.1f}; updates seen: {updates}")
-            print(
-                f"    target (issue 15, needs the store as read model): <= 2 listings/min in total: {listings:.0f}"
+            show(
+                f"{count} watchers for {seconds:.0f} s, head unreachable (provider)", counter, minutes, "min"
             )
+            listings = counter.calls["listing"] / minutes
+            print(f"    listings/min in total: {listings:.1f}; updates seen: {updates}")
             fake_clouds(home, nodes, reads)
     finally:
         server.stop()

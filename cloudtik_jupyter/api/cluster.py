@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import random
 import shlex
 import time
@@ -18,8 +19,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .. import aio, paths
 from ..cluster import launcher
 from ..cluster.context import ClusterContext, NodeRef, load_record, record_exists
+from ..cluster.follow import forget_listing, watch_status
 from ..cluster.progress import ProgressSink, ignore_progress
-from ..cluster.status import cluster_info, cluster_status
+from ..cluster.readmodel import STORE_ERRORS, cluster_status, reachable_store
+from ..cluster.status import cluster_info
 from ..cluster.updater import node_env
 from ..concurrency import gather_bounded
 from ..config.schema import ClusterConfig
@@ -188,6 +191,13 @@ class Cluster(RuntimeHelpers):
         else:
             (victim,), _ = await self._select(node, False)
         await asyncio.to_thread(self._ctx.provider.terminate_nodes, [victim.node_id])
+        forget_listing(self._ctx)
+        # Every view reads the store: mark the node there now (and wake the controller), so no view shows
+        # it alive until the controller's next look. The controller removes the row when it is gone.
+        store = await reachable_store(self._ctx)
+        if store is not None:
+            with contextlib.suppress(*STORE_ERRORS):
+                await store.mark_terminated(victim.node_id)
         return victim.node_id
 
     def kill_node(self, node: str | None = None) -> str:
@@ -198,31 +208,13 @@ class Cluster(RuntimeHelpers):
         return await self._async(self._kill_node(node))
 
     async def _watch(self, max_interval: float) -> AsyncIterator[ClusterStatus]:
-        last: ClusterStatus | None = None
-        while True:
-            nodes = await self._ctx.nodes()  # one provider listing per look, shared with the status
-            current = await cluster_status(self._ctx, nodes=nodes)
-            if current != last:
-                yield current
-                last = current
-            if not current.nodes and not record_exists(self.name):
-                return
-            await self._next_change(next((n for n in nodes if n.kind == T.KIND_HEAD), None), max_interval)
-
-    async def _next_change(self, head: NodeRef | None, timeout: float) -> None:
-        """Return on the store's next change (or after `timeout`, the most a view is allowed to lag)."""
-        if head is None or head.status != T.NodeStatus.UP_TO_DATE.value:
-            await asyncio.sleep(min(timeout, 0.2))  # no store yet: look again soon
-            return
-        try:
-            store = await self._ctx.store(head)
-            async with store.subscribe() as changes:
-                await changes.poll(timeout)
-        except Exception:  # store restarting or unreachable: fall back to the period
-            await asyncio.sleep(timeout)
+        async for status in watch_status(self._ctx, max_interval, lambda: record_exists(self.name)):
+            yield status
 
     async def watch_async(self, *, max_interval: float = 1.0) -> AsyncIterator[ClusterStatus]:
-        """Yield the status now and on every change in the head's state store, until the cluster is gone."""
+        """Yield the status now and on changes in the head's state store, until the cluster is gone: one
+        subscription for the whole watch, at most one look per `head.heartbeat_interval` (heartbeats are
+        coalesced) and at least one per `max_interval`; no provider call while the head is up."""
         async for status in aio.bridge(self._watch(max_interval)):
             yield status
 

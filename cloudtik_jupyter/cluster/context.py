@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from ..config.schema import ClusterConfig
 from ..errors import CloudtikError, ConfigError
 from ..providers import node_provider
 from ..providers import tags as T
-from ..providers.base import ListedNode, NodeProvider
+from ..providers.base import ListedNode, NodeAddress, NodeProvider
 from ..records.layout import CONFIG_FILE
 from ..records.node_env import NodeIdentity
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 KEY_FILE = "id_ed25519"
 HOST_KEYS_FILE = "host_keys.json"
+HEAD_FILE = "head.json"  # the head as the last listing saw it: views reach its store without listing
 
 
 # A node as the launcher, status and controller see it: what one provider listing returned.
@@ -62,6 +64,7 @@ class ClusterContext:
         self._store_link: SSHClientConnection | None = None  # the connection the store's forwards ride on
         self._store_closer: Callable[[], object] | None = None
         self._closers: list[Callable[[], object]] = []
+        self._known_head: NodeRef | None = None
 
     # -- local record -------------------------------------------------------------------------
 
@@ -175,7 +178,32 @@ class ClusterContext:
         """Live nodes of this cluster (optionally filtered), ordered head first then by seq id."""
         # One provider call whatever the cluster's size: no per-node follow-up for tags or addresses.
         refs = await asyncio.to_thread(self.provider.list_nodes, self.cluster_tags(**tag_filter))
-        return sorted(refs, key=_head_first_then_seq)
+        refs = sorted(refs, key=_head_first_then_seq)
+        if not tag_filter or tag_filter == {T.NODE_KIND: T.KIND_HEAD}:  # a listing that would show the head
+            self.remember_head(next((r for r in refs if r.kind == T.KIND_HEAD), None))
+        return refs
+
+    def known_head(self) -> NodeRef | None:
+        """The head as the last listing (of this process, or of any before it) saw it; None if unknown."""
+        if self._known_head is None:
+            self._known_head = load_head(self.dir / HEAD_FILE)
+        return self._known_head
+
+    def remember_head(self, head: NodeRef | None) -> None:
+        """Keep the head a listing found (in memory, and in the local record so the next process reaches
+        its store without a listing); None forgets it."""
+        unchanged = head == self._known_head
+        self._known_head = head
+        if not (self.dir / CONFIG_FILE).exists():
+            return  # no local record (yet, or any more: `down`)
+        if unchanged and head is not None and (self.dir / HEAD_FILE).exists():
+            return
+        if head is None:
+            with contextlib.suppress(OSError):
+                (self.dir / HEAD_FILE).unlink()
+            return
+        with contextlib.suppress(OSError):
+            paths.write_private(self.dir / HEAD_FILE, dump_head(head))
 
     async def head(self) -> NodeRef | None:
         heads = await self.nodes(**{T.NODE_KIND: T.KIND_HEAD})
@@ -257,3 +285,31 @@ def _head_first_then_seq(node: NodeRef) -> tuple[bool, int, str]:
     tags = node.tags
     seq = tags.get(T.NODE_SEQ, "")
     return tags.get(T.NODE_KIND) != T.KIND_HEAD, int(seq) if seq.isdecimal() else 0, node.node_id
+
+
+def dump_head(head: NodeRef) -> str:
+    a = head.address
+    return json.dumps(
+        {
+            "node_id": head.node_id,
+            "tags": dict(head.tags),
+            "address": [a.internal_ip, a.external_ip, a.ssh_port, a.host_key],
+        }
+    )
+
+
+def load_head(path: Path) -> NodeRef | None:
+    """The remembered head, or None (no file, or one this version cannot read: the next listing redoes it)."""
+    try:
+        raw = json.loads(path.read_text())
+        internal, external, port, host_key = raw["address"]
+        if not isinstance(raw["tags"], dict):
+            return None
+        tags = {str(k): str(v) for k, v in raw["tags"].items()}
+        address = NodeAddress(
+            str(internal), external and str(external), int(port), host_key and str(host_key)
+        )
+        head = ListedNode(str(raw["node_id"]), tags, address)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return head if head.kind == T.KIND_HEAD else None

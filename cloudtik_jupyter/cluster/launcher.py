@@ -23,6 +23,7 @@ from ..records.layout import CLIENT_KEY_FILE, CONFIG_FILE, HEAD_KEY_FILE, NODE_S
 from ..runtimes.secret import SECRET_FILE, ensure_secret
 from ..waiting import wait_for
 from .context import ClusterContext, NodeRef
+from .follow import WorkerRow, wait_for_rows
 from .health import head_problem
 from .identity_record import remember_identity
 from .live import fetch_store_credentials
@@ -150,29 +151,31 @@ async def wait_for_workers(
     *,
     progress: ProgressSink = ignore_progress,
     timeout: float = WAIT_FOR_WORKERS_SECONDS,
-) -> list[NodeRef]:
-    """Wait until each worker type has its desired count (default min_workers), all up-to-date."""
+) -> None:
+    """Wait until each worker type has its desired count (default min_workers), all up-to-date: on the
+    head's store (its node table, re-read on change notifications), the provider only while the store
+    cannot say (cluster/follow.py)."""
     want = (
         desired if desired is not None else {t: nt.min_workers for t, nt in ctx.config.worker_types().items()}
     )
     seen: dict[str, str] = {}
-    latest: list[NodeRef] = []
-    plan = plan_for(ctx.config, T.KIND_WORKER)
+    launch_hash = plan_for(ctx.config, T.KIND_WORKER).launch_hash
 
-    async def settled() -> bool:
-        workers = await ctx.nodes(**{T.NODE_KIND: T.KIND_WORKER})
-        for w in workers:
-            if seen.get(w.node_id) != w.status:
-                seen[w.node_id] = w.status
-                progress(ProgressEvent(_phase(w.status), w.status, w.node_id, w.kind))
-        latest[:] = workers
+    def settled(workers: list[WorkerRow]) -> bool:
+        for node_id, _, status, _ in workers:
+            if seen.get(node_id) != status:
+                seen[node_id] = status
+                progress(ProgressEvent(_phase(status), status, node_id, T.KIND_WORKER))
         return all(
-            sum(1 for w in workers if w.node_type == node_type) == count for node_type, count in want.items()
-        ) and not any(needs_update(w, plan) for w in workers if w.node_type in want)
+            sum(1 for w in workers if w[1] == node_type) == count for node_type, count in want.items()
+        ) and all(
+            status == NodeStatus.UP_TO_DATE.value and h == launch_hash
+            for _, t, status, h in workers
+            if t in want
+        )
 
     summary = ", ".join(f"{n} {t}" for t, n in want.items())
-    await wait_for(settled, timeout=timeout, what=f"workers ({summary}) to be up-to-date", max_interval=0.1)
-    return latest
+    await wait_for_rows(ctx, settled, timeout=timeout, what=f"workers ({summary}) to be up-to-date")
 
 
 def _phase(status: str) -> str:

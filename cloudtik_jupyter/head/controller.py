@@ -3,7 +3,8 @@
 Each tick it reads the provider's node list and the state store, asks `policy.decide` what to do, and does
 it: launch workers (sequence ids from the store), set them up in the background with the same updater the
 client uses, recover or retire unhealthy ones, honour scale requests and the idle timeout. It wakes at once
-on a scale request or when a setup finishes, and every `head.controller_interval` otherwise. All its state
+on a scale request, a removed node, a node falling silent (silence.py) or when a setup finishes, and every
+`head.controller_interval` otherwise. The node table it mirrors is what every view reads. All its state
 is in the store and in provider tags, so a restarted controller carries on where it stopped.
 """
 
@@ -46,6 +47,7 @@ from ..state.store import StateStore
 from .identity import IDENTITY_FILE, desired_tag, reservation, restore_identity, tag_identity, write_tags
 from .observe import Observations
 from .policy import Decision, TypeLimits, WorkerView, decide, healthy
+from .silence import watch_silence
 
 log = logging.getLogger("cloudtik.controller")
 
@@ -119,18 +121,27 @@ class Controller:
     async def run(self, stop: asyncio.Event) -> None:
         await self._event("controller-started", f"controller started (pid {os.getpid()})")
         listener = asyncio.create_task(self._listen())
+        silence = asyncio.create_task(
+            watch_silence(
+                self.store,
+                lambda: self.memory.rows or {},
+                lambda: self.config.head.heartbeat_interval,
+                self.wake,
+            )
+        )
         try:
             while not stop.is_set():
+                self.wake.clear()  # before the tick: a wake during it (a node fell silent) ticks again
                 try:
                     await self.tick()
                 except (CloudtikError, RedisError, OSError) as exc:  # Redis restarting: next tick retries
                     log.warning("tick failed: %s", exc)
                     await self._event("controller-error", str(exc))
-                self.wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=self.config.head.controller_interval)
         finally:
             listener.cancel()
+            silence.cancel()
             for task in self.memory.updates.values():
                 task.cancel()
 
@@ -293,7 +304,9 @@ class Controller:
                 )
 
     async def _sync_records(self, nodes: list[NodeRef], records: dict[str, NodeRecord]) -> None:
-        """Mirror provider state into the node table; drop rows of nodes the provider no longer has."""
+        """Mirror provider state into the node table (the views' read model, cluster/readmodel.py); drop
+        rows of nodes the provider no longer has, on the tick that first misses them (a killed worker
+        leaves every view within one tick; the client's own kill-node marks it at once)."""
         alive = {n.node_id for n in nodes}
         changed = []
         listed = self.memory.listed
@@ -304,12 +317,23 @@ class Controller:
                 tags.get(T.NODE_KIND),
                 tags.get(T.NODE_STATUS),
                 tags.get(T.NODE_SEQ),
+                tags.get(T.LAUNCH_HASH),
                 n.address.internal_ip,
+                n.address.external_ip,
             )
             if listed.get(n.node_id) == key and n.node_id in records:
                 continue
             listed[n.node_id] = key
-            row = NodeRecord(n.node_id, n.node_type, n.kind, n.address.internal_ip, n.status, n.seq)
+            row = NodeRecord(
+                n.node_id,
+                n.node_type,
+                n.kind,
+                n.address.internal_ip,
+                n.status,
+                n.seq,
+                external_ip=n.address.external_ip or "",
+                launch_hash=tags.get(T.LAUNCH_HASH, ""),
+            )
             if records.get(n.node_id) != row:
                 changed.append(row)
                 records[n.node_id] = row

@@ -13,7 +13,7 @@ from IPython.lib.pretty import PrettyPrinter
 
 from . import rendering as R
 
-STATUS_MODULE = "cloudtik_jupyter.cluster.status"
+STATUS_MODULE = "cloudtik_jupyter.records.cluster"  # where ClusterStatus and ClusterInfo are defined
 WORKSPACE_MODULE = "cloudtik_jupyter.api.workspace"
 
 

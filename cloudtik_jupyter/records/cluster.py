@@ -1,5 +1,5 @@
 """What `status`, `info` and `list` return: small frozen records, rendered by each front end (the CLI, the
-notebook view, the panel's JSON) and filled by cluster/status.py."""
+notebook view, the panel's JSON) and filled by cluster/readmodel.py and cluster/status.py."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ class ClusterStatus:
     # than the one pinned (both fingerprints named), a half-dead head (`up` repairs it), workers without a
     # head. None when all is well.
     error: str | None = None
+    # Where the rows come from: "store" (the head's state store, the read model: cluster/readmodel.py) or
+    # "provider" (the head is not up, or unreachable: no heartbeats or metrics, and `error` says why).
+    source: str = "provider"
 
     @property
     def head(self) -> NodeRow | None:

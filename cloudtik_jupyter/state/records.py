@@ -23,7 +23,10 @@ class ProcessStatus(str, Enum):
 
 @dataclass(frozen=True)
 class NodeRecord:
-    """One row of the node table. `last_heartbeat` is filled from the heartbeat index on read."""
+    """One row of the node table. `last_heartbeat` is filled from the heartbeat index on read.
+
+    The controller mirrors each listed node into it (head/controller.py `_sync_records`), so views read
+    the cluster here instead of listing the provider (cluster/readmodel.py)."""
 
     node_id: str
     node_type: str = ""
@@ -32,9 +35,12 @@ class NodeRecord:
     status: str = ""
     seq_id: int | None = None
     last_heartbeat: float | None = None
+    external_ip: str = ""  # "" when the node has none
+    launch_hash: str = ""  # the setup the node got (providers.tags.LAUNCH_HASH): is it up-to-date?
 
     def to_fields(self) -> dict[str, str]:
-        """Hash fields of the node table (`last_heartbeat` lives in the heartbeat index)."""
+        """Hash fields of the node table (`last_heartbeat` lives in the heartbeat index). Empty optional
+        fields are left out, so an agent registering itself does not blank what the controller wrote."""
         fields = {
             "node_id": self.node_id,
             "node_type": self.node_type,
@@ -44,20 +50,37 @@ class NodeRecord:
         }
         if self.seq_id is not None:
             fields["seq_id"] = str(self.seq_id)
+        if self.external_ip:
+            fields["external_ip"] = self.external_ip
+        if self.launch_hash:
+            fields["launch_hash"] = self.launch_hash
         return fields
 
     @classmethod
     def from_fields(cls, node_id: str, fields: dict[str, str], last_heartbeat: float | None) -> NodeRecord:
-        seq = fields.get("seq_id")
+        """Tolerant: a field another writer mangled reads as unset, never as an exception in a view."""
+
+        def text(name: str) -> str:
+            value = fields.get(name, "")
+            return value if isinstance(value, str) else ""
+
+        seq = text("seq_id")
         return cls(
             node_id=node_id,
-            node_type=fields.get("node_type", ""),
-            kind=fields.get("kind", ""),
-            address=fields.get("address", ""),
-            status=fields.get("status", ""),
-            seq_id=int(seq) if seq else None,
+            node_type=text("node_type"),
+            kind=text("kind"),
+            address=text("address"),
+            status=text("status"),
+            seq_id=int(seq) if seq.isdigit() else None,
             last_heartbeat=last_heartbeat,
+            external_ip=text("external_ip"),
+            launch_hash=text("launch_hash"),
         )
+
+
+# A row the client marked when it terminated the node itself (`kill-node`): views leave it out at once,
+# the controller removes it when its next listing no longer has the node.
+TERMINATED = "terminated"
 
 
 @dataclass(frozen=True)
