@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import repo  # noqa: F401 -- the repository root on sys.path, for tests' helpers
 import yaml
 
 CLOUDTIK = str(Path(sys.executable).parent / "cloudtik")
@@ -90,7 +91,7 @@ def main() -> None:
         took, heavy = imports(module, env, 7)
         print(f"  {module:<34} median {took * 1000:7.1f} ms  heavy: {', '.join(sorted(heavy)) or 'none'}")
 
-    from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+    from tests.virtual_nodes import teardown_virtual
 
     config = Path(home) / "bench.yaml"
     config.write_text(

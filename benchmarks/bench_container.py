@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import repo  # noqa: F401 -- the repository root on sys.path, for tests' helpers
+
 T = TypeVar("T")
 FAST = {"controller_interval": 0.5, "heartbeat_interval": 0.5, "heartbeat_timeout": 3.0}
 
@@ -84,8 +86,8 @@ def main() -> int:
     daemon_dir = Path(tempfile.mkdtemp(prefix="ctd-"))
     os.environ["CLOUDTIK_HOME"] = home
     from cloudtik_jupyter.container.skeleton import build_skeleton_image
-    from cloudtik_jupyter.container.testing import DockerUnavailable, start_private_dockerd
-    from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+    from tests.container.dockerd import DockerUnavailable, start_private_dockerd
+    from tests.virtual_nodes import teardown_virtual
 
     try:
         daemon = start_private_dockerd(daemon_dir)

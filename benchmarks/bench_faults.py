@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import repo  # noqa: F401 -- the repository root on sys.path, for tests' helpers
 
 HEARTBEAT_TIMEOUT = 3.0
 POLL = 0.05
@@ -35,7 +36,7 @@ def main() -> None:
     from cloudtik_jupyter.api import Cluster
     from cloudtik_jupyter.cluster.context import NodeRef
     from cloudtik_jupyter.providers.virtual import state
-    from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+    from tests.virtual_nodes import teardown_virtual
 
     config = {
         "cluster_name": "bench-faults",

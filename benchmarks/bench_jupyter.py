@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import repo  # noqa: F401 -- the repository root on sys.path, for tests' helpers
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
@@ -253,7 +254,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="ctj-bench-"))
     os.environ["CLOUDTIK_HOME"] = str(home)
     env = {**os.environ, "CLOUDTIK_HOME": str(home)}
-    from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+    from tests.virtual_nodes import teardown_virtual
 
     print(f"cloudtik_jupyter bench_jupyter on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     try:

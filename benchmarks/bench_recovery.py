@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
+import repo  # noqa: F401 -- the repository root on sys.path, for tests' helpers
 
 
 def main() -> None:
@@ -20,8 +21,8 @@ def main() -> None:
     os.environ["CLOUDTIK_HOME"] = str(home)
     from cloudtik_jupyter.api import Cluster
     from cloudtik_jupyter.providers.virtual import state
-    from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
     from cloudtik_jupyter.waiting import wait_for_sync
+    from tests.virtual_nodes import teardown_virtual
 
     cluster = Cluster(
         {

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import repo  # noqa: F401 -- the repository root on sys.path, for tests' helpers
+
 RUNTIMES = ("dask", "mlflow", "ray")
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -155,7 +157,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="ctj-bench-rt-"))
     os.environ["CLOUDTIK_HOME"] = str(home)
     os.environ.update(QUIET)
-    from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+    from tests.virtual_nodes import teardown_virtual
 
     rows = []
     try:

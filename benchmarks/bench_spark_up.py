@@ -19,6 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import repo  # noqa: F401 -- the repository root on sys.path, for tests' helpers
+
 
 def alive(ui: str) -> int:
     try:
@@ -111,7 +113,7 @@ def master_up(ui: str) -> bool:
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="ctj-bench-spark-"))
     os.environ["CLOUDTIK_HOME"] = str(home)
-    from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+    from tests.virtual_nodes import teardown_virtual
 
     try:
         warm = time_up("warm")  # builds the JVM archive if this machine has none yet

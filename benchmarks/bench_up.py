@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import repo  # noqa: F401 -- the repository root on sys.path, for tests' helpers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,7 +46,7 @@ def main() -> None:
     home = tempfile.mkdtemp(prefix="cloudtik-bench-")
     os.environ["CLOUDTIK_HOME"] = home
     from cloudtik_jupyter.api import Cluster
-    from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+    from tests.virtual_nodes import teardown_virtual
 
     try:
         small = Cluster(config("bench", 2))

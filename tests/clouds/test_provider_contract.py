@@ -46,8 +46,8 @@ from cloudtik_jupyter.providers.base import ListedNode, NodeProvider, NodeSpec, 
 from cloudtik_jupyter.providers.common.steps import StepHooks
 from cloudtik_jupyter.providers.gcp.node_provider import GcpNodeProvider
 from cloudtik_jupyter.providers.virtual.node_provider import VirtualNodeProvider
-from cloudtik_jupyter.providers.virtual.testing import new_key, teardown_virtual
 from cloudtik_jupyter.providers.virtual.workspace import VirtualWorkspaceProvider
+from tests.virtual_nodes import new_key, teardown_virtual
 
 PROVIDERS = ["virtual", "aws", "gcp", "azure"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cloudtik_jupyter.container.skeleton import build_skeleton_image
-from cloudtik_jupyter.container.testing import DockerUnavailable, PrivateDockerd, start_private_dockerd
+from tests.container.dockerd import DockerUnavailable, PrivateDockerd, start_private_dockerd
 from tests.integration.conftest import cloudtik_home  # noqa: F401 - a fixture used here
 
 SKELETON_TAG = "cloudtik-skeleton:test"

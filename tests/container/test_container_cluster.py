@@ -13,9 +13,9 @@ import pytest
 
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.container.spec import LABEL_CLUSTER, container_name
-from cloudtik_jupyter.container.testing import PrivateDockerd
 from cloudtik_jupyter.errors import CloudtikError
 from cloudtik_jupyter.waiting import wait_for_sync
+from tests.container.dockerd import PrivateDockerd
 
 FAST = {"controller_interval": 0.5, "heartbeat_interval": 0.5, "heartbeat_timeout": 3.0}
 PORT = 18765

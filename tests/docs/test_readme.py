@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 from tests.docs.readme import README, bash_blocks
+from tests.virtual_nodes import teardown_virtual
 
 ROOT = README.parent
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloudtik_jupyter import paths
-from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+from tests.virtual_nodes import teardown_virtual
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ import psutil
 
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.providers.virtual import state
-from cloudtik_jupyter.providers.virtual.testing import processes_using_home
 from cloudtik_jupyter.records.cluster import ClusterStatus
 from cloudtik_jupyter.waiting import wait_for_sync
 from tests.cli_process import ROOT as ROOT
 from tests.cli_process import cli as cli  # the fault tests' terminal, with the injectors below
+from tests.virtual_nodes import processes_using_home
 
 # Heartbeats every 0.5 s, silent after 3 s, one recovery attempt of at most 5 s.
 FAST_HEAD = {

@@ -6,7 +6,7 @@
 - `make_provider(cluster, address_block=None)`: a `VirtualNodeProvider` on that state dir.
 - `virtual_cluster`: a head and two workers of cluster "test", created through the provider.
 
-Helpers (`ssh_connect`, `new_key`, `node_spec`, ...) live in `cloudtik_jupyter.providers.virtual.testing`.
+Helpers (`ssh_connect`, `new_key`, `node_spec`, ...) live in `tests.virtual_nodes`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from cloudtik_jupyter import paths
 from cloudtik_jupyter.config.schema import VirtualProviderConfig
 from cloudtik_jupyter.providers.virtual.node_provider import VirtualNodeProvider
-from cloudtik_jupyter.providers.virtual.testing import (
+from tests.virtual_nodes import (
     ClusterKey,
     VirtualCluster,
     create_cluster,

@@ -19,9 +19,9 @@ from cloudtik_jupyter.cluster.context import HOST_KEYS_FILE, KEY_FILE
 from cloudtik_jupyter.errors import CommandFailed, HostKeyChanged
 from cloudtik_jupyter.providers import tags as T
 from cloudtik_jupyter.providers.virtual.client import HypervisorClient
-from cloudtik_jupyter.providers.virtual.testing import processes_using_home
 from cloudtik_jupyter.ssh.host_keys import HostKeyStore
 from cloudtik_jupyter.waiting import wait_for_sync
+from tests.virtual_nodes import processes_using_home
 
 ROOT = Path(__file__).resolve().parents[2]
 

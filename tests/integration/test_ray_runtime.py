@@ -23,9 +23,9 @@ from nbclient import NotebookClient
 
 from cloudtik_jupyter import paths
 from cloudtik_jupyter.api import Cluster
-from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 from cloudtik_jupyter.waiting import wait_for_sync
 from tests.cli_process import cli as run_cli
+from tests.virtual_nodes import teardown_virtual
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "ray_search_mlflow.ipynb"

@@ -22,8 +22,8 @@ import pytest
 from cloudtik_jupyter import paths
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.providers.virtual import state
-from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 from cloudtik_jupyter.waiting import wait_for_sync
+from tests.virtual_nodes import teardown_virtual
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"controller_interval": 0.5, "heartbeat_interval": 0.5, "heartbeat_timeout": 5.0}

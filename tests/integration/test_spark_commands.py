@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from cloudtik_jupyter import paths
-from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 from tests.jupyter.kernel import Kernel
+from tests.virtual_nodes import teardown_virtual
 
 # Spark on a loaded 2-core machine: a JVM start alone can take tens of seconds.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

@@ -30,7 +30,8 @@ from cloudtik_jupyter.providers.virtual import addresses, state
 from cloudtik_jupyter.providers.virtual.node_provider import VirtualNodeProvider
 from cloudtik_jupyter.providers.virtual.process_tree import is_running
 from cloudtik_jupyter.providers.virtual.protocol import Request, decode_response
-from cloudtik_jupyter.providers.virtual.testing import (
+from cloudtik_jupyter.waiting import wait_for, wait_for_sync
+from tests.virtual_nodes import (
     ClusterKey,
     VirtualCluster,
     launch_tags,
@@ -38,7 +39,6 @@ from cloudtik_jupyter.providers.virtual.testing import (
     node_spec,
     ssh_connect,
 )
-from cloudtik_jupyter.waiting import wait_for, wait_for_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

@@ -19,7 +19,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
 from cloudtik_jupyter import paths
-from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+from tests.virtual_nodes import teardown_virtual
 
 if TYPE_CHECKING:
     from cloudtik_jupyter.jupyter.view import ClusterView

@@ -20,10 +20,10 @@ from cloudtik_jupyter import paths
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.cluster.context import HOST_KEYS_FILE
 from cloudtik_jupyter.cluster.live import redis_dir
-from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 from cloudtik_jupyter.runtimes.secret import SECRET_FILE
 from cloudtik_jupyter.ssh.host_keys import HostKeyStore, fingerprint
 from cloudtik_jupyter.waiting import wait_for_sync
+from tests.virtual_nodes import teardown_virtual
 
 pytestmark = pytest.mark.integration
 NAME = "trust"

@@ -14,7 +14,7 @@ import pytest
 from cloudtik_jupyter import paths
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.errors import ConfigError
-from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+from tests.virtual_nodes import teardown_virtual
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from cloudtik_jupyter import paths
-from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
+from tests.virtual_nodes import teardown_virtual
 
 CLI_TIMEOUT = 120.0
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from cloudtik_jupyter import paths
-from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 from tests.integration.conftest import cloudtik_home  # noqa: F401  (a state dir with nodes: same teardown)
+from tests.virtual_nodes import teardown_virtual
 
 
 @pytest.fixture

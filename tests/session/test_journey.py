@@ -19,9 +19,9 @@ import psutil
 import yaml
 
 from cloudtik_jupyter.providers.virtual import state
-from cloudtik_jupyter.providers.virtual.testing import processes_using_home
 from cloudtik_jupyter.waiting import wait_for_sync
 from tests.session.helpers import CLOUDTIK, FAST_HEAD, cloudtik, env, ping, place_of, sessions, the_session
+from tests.virtual_nodes import processes_using_home
 
 
 def _running_on(home: Path, node: str, marker: str) -> bool:

@@ -28,9 +28,9 @@ from hypothesis.stateful import (
 )
 
 from cloudtik_jupyter import paths
-from cloudtik_jupyter.providers.virtual.testing import teardown_virtual
 from cloudtik_jupyter.waiting import wait_for_sync
 from tests.session.helpers import CLOUDTIK, FAST_HEAD, cloudtik, env, ping, place_of, the_session
+from tests.virtual_nodes import teardown_virtual
 
 QUICK = {
     "status": (("status", "seq"), 0, "workers ready 0 / desired 0"),

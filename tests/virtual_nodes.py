@@ -1,6 +1,5 @@
-"""Helpers for tests that run real virtual nodes (used by tests/integration/conftest.py and any test that
-needs a node to SSH into). Imported only by tests: nothing in the package depends on it.
-"""
+"""Helpers for tests (and benchmarks) that run real virtual nodes: tearing a state dir's nodes down and
+checking nothing is left, keys, specs and SSH connections to a node (tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,14 +12,14 @@ from pathlib import Path
 import asyncssh
 import psutil
 
-from ... import paths
-from ...errors import Timeout
-from ...waiting import wait_for_sync
-from .. import tags as T
-from ..base import NodeAddress, NodeSpec
-from . import state
-from .client import HypervisorClient
-from .node_provider import VirtualNodeProvider
+from cloudtik_jupyter import paths
+from cloudtik_jupyter.errors import Timeout
+from cloudtik_jupyter.providers import tags as T
+from cloudtik_jupyter.providers.base import NodeAddress, NodeSpec
+from cloudtik_jupyter.providers.virtual import state
+from cloudtik_jupyter.providers.virtual.client import HypervisorClient
+from cloudtik_jupyter.providers.virtual.node_provider import VirtualNodeProvider
+from cloudtik_jupyter.waiting import wait_for_sync
 
 LEFTOVER_TIMEOUT = 10.0
 
@@ -40,7 +39,7 @@ def processes_using_home(home: Path) -> list[psutil.Process]:
 def teardown_virtual(home: Path) -> None:
     """Stop the CLI sessions of `home`, terminate every virtual node under it and stop its hypervisor;
     raise AssertionError (after killing them by pid) if any process using `home` is still running."""
-    from ...session.admin import stop_all
+    from cloudtik_jupyter.session.admin import stop_all
 
     stop_all(str(home))  # by pid; they hold connections to the nodes
     client = HypervisorClient(home)

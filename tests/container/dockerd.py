@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psutil
 
-from ..errors import Timeout
-from ..waiting import wait_for_sync
+from cloudtik_jupyter.errors import Timeout
+from cloudtik_jupyter.waiting import wait_for_sync
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
