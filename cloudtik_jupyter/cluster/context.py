@@ -21,7 +21,8 @@ from ..records.node_env import NodeIdentity
 if TYPE_CHECKING:
     from asyncssh import SSHClientConnection
 
-    from ..container.runner import HostRunner, NodeRunner
+    from ..container.runner import HostRunner
+    from ..ssh.node_runner import NodeRunner
     from ..ssh.runner import SshTarget
     from ..state.store import StateStore
 

@@ -25,7 +25,7 @@ from .context import ClusterContext, NodeRef
 from .progress import ProgressEvent, ProgressSink, ignore_progress
 
 if TYPE_CHECKING:
-    from ..container.runner import NodeRunner
+    from ..ssh.node_runner import NodeRunner
 
 WAIT_FOR_SSH_SECONDS = 900.0
 # The last start step on every node: the node agent and its services (node/start.py).
