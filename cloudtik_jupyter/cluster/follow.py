@@ -106,6 +106,11 @@ class Follower:
             self.opened += 1
         return self._stream
 
+    async def open(self) -> None:
+        """Subscribe now (before a first look, so a change made just after that look is not missed)."""
+        with contextlib.suppress(*STORE_ERRORS, *GARBAGE):
+            await self._stream_now()
+
     async def poll(self, timeout: float) -> Seen:
         """Wait up to `timeout` for a change; without a store, just the time (the caller's period)."""
         try:
@@ -169,6 +174,7 @@ async def watch_status(
     coalescer = Coalescer(ctx.config.head.heartbeat_interval, max_interval)
     last: ClusterStatus | None = None
     try:
+        await follower.open()
         while True:
             current = await cluster_status(ctx, lister=lambda: shared_listing(ctx))
             coalescer.looked(time.monotonic())
@@ -216,6 +222,7 @@ async def wait_for_rows(
     follower = Follower(ctx)
     coalescer = Coalescer(min(ctx.config.head.heartbeat_interval, provider_period), STORE_RECHECK)
     try:
+        await follower.open()
         while True:
             rows = await _store_workers(ctx)
             from_store = rows is not None

@@ -293,6 +293,25 @@ async def test_a_node_a_client_terminated_leaves_every_view_at_once(
     assert cluster.listings == 0
 
 
+async def test_a_change_right_after_a_watchers_first_look_is_not_missed(
+    admin: StateStore, make_cluster: Any
+) -> None:
+    """The watcher is subscribed before it first looks: a node removed while the first status is still
+    being shown (before the watcher's next poll) is seen at once, not a period later (a minute here)."""
+    cluster = make_cluster(workers=2, interval=60.0)
+    await cluster.mirror(admin)
+    victim = cluster.nodes[2].node_id
+    statuses = watch_status(cluster.context(), 60.0, lambda: True)
+    first = await anext(statuses)
+    assert victim in [n.node_id for n in first.nodes]
+    await admin.mark_terminated(victim)  # the generator is paused at its first yield: nothing polls now
+    try:
+        second = await asyncio.wait_for(anext(statuses), timeout=20)
+    finally:
+        await statuses.aclose()
+    assert victim not in [n.node_id for n in second.nodes]
+
+
 async def test_head_unreachable_shows_the_clouds_view_listed_once_for_all_watchers(
     admin: StateStore, make_cluster: Any
 ) -> None:
