@@ -187,8 +187,13 @@ class Watcher:
         return self.seen[-1][1] if self.seen else None
 
     async def stop(self) -> None:
+        """Cancel the watch; a watch that does not end within 10 s fails the test (it would leak)."""
         self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        done, _ = await asyncio.wait({self.task}, timeout=10)
+        if not done:
+            stack = "".join(f"{frame}\n" for frame in self.task.get_stack())
+            self.task.cancel()  # once more, so the test's loop can close
+            raise AssertionError(f"the watch ignored its cancellation; it was at:\n{stack}")
 
 
 async def test_views_read_the_store_and_never_list_the_provider_while_the_head_is_up(
