@@ -16,7 +16,8 @@ from .config import AgentConfig, ServiceSpec
 def runtime_specs(config: AgentConfig) -> list[ServiceSpec]:
     """The node's runtime services as `node.start` would start them now (consumed services looked up)."""
     from ..config import load_config
-    from .start import NodeIdentity, runtime_services
+    from ..records.node_env import NodeIdentity
+    from .start import runtime_services
 
     node = config.runtime_node
     if node is None:
