@@ -129,7 +129,7 @@ async def store_status(ctx: ClusterContext, head: NodeRef, events: int, listing:
     if not any(r.kind == T.KIND_HEAD for r in records):
         # The controller has not mirrored the nodes yet (its first tick after `up`): the provider's rows.
         beats = await store.heartbeat_times()
-        records = [_as_record(n, beats.get(n.node_id)) for n in await listing()]
+        records = [node_record(n, beats.get(n.node_id)) for n in await listing()]
     ids = [r.node_id for r in records]
     metrics, histories, recent = await asyncio.gather(
         tolerant(store.all_metrics(), {}),
@@ -193,7 +193,8 @@ async def reachable_store(ctx: ClusterContext) -> StateStore | None:
         return None
 
 
-def _as_record(n: NodeRef, beat: float | None) -> NodeRecord:
+def node_record(n: NodeRef, beat: float | None = None) -> NodeRecord:
+    """A node's row in the store's node table, as the controller mirrors it from a listing."""
     return NodeRecord(
         n.node_id,
         n.node_type,

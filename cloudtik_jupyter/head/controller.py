@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from .. import paths
 from ..cluster.context import ClusterContext, NodeRef
 from ..cluster.launcher import launch_node
+from ..cluster.readmodel import node_record
 from ..cluster.updater import plan_for, update_node
 from ..concurrency import gather_bounded
 from ..config import load_config
@@ -324,16 +325,7 @@ class Controller:
             if listed.get(n.node_id) == key and n.node_id in records:
                 continue
             listed[n.node_id] = key
-            row = NodeRecord(
-                n.node_id,
-                n.node_type,
-                n.kind,
-                n.address.internal_ip,
-                n.status,
-                n.seq,
-                external_ip=n.address.external_ip or "",
-                launch_hash=tags.get(T.LAUNCH_HASH, ""),
-            )
+            row = node_record(n)
             if records.get(n.node_id) != row:
                 changed.append(row)
                 records[n.node_id] = row
