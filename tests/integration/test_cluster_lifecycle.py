@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from cloudtik_jupyter.providers import tags as T
 from cloudtik_jupyter.providers.virtual.client import HypervisorClient
 from cloudtik_jupyter.ssh.host_keys import HostKeyStore
 from cloudtik_jupyter.waiting import wait_for_sync
+from tests.cli_process import cli as run_cli
 from tests.virtual_nodes import processes_using_home
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,17 +38,7 @@ def small(name: str = "life", workers: int = 2, **extra: Any) -> dict[str, Any]:
     }
 
 
-def cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
-    env = {**os.environ, "CLOUDTIK_HOME": str(home), "PATH": path}
-    return subprocess.run(
-        [sys.executable, "-m", "cloudtik_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+cli = functools.partial(run_cli, timeout=120)  # the CLI as a process, as a user runs it
 
 
 def listening_on(ips: set[str]) -> list[Any]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from cloudtik_jupyter import paths
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.providers.virtual import state
 from cloudtik_jupyter.waiting import wait_for_sync
+from tests.cli_process import cli
 from tests.virtual_nodes import teardown_virtual
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,18 +66,6 @@ def lab(home: Path) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.down()
-
-
-def cli(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CLOUDTIK_HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run(
-        [sys.executable, "-m", "cloudtik_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        cwd=ROOT,
-    )
 
 
 def dask_workers(cluster: Cluster) -> dict[str, Any]:
