@@ -54,9 +54,10 @@ async def watch_silence(
     known: Callable[[], Collection[str]],
     interval: Callable[[], float],
     wake: asyncio.Event,
+    watch: SilenceWatch | None = None,
 ) -> None:
     """Run beside the controller's loop: set `wake` when a node of `known()` falls silent."""
-    watch = SilenceWatch()
+    watch = watch or SilenceWatch()
     while True:
         await asyncio.sleep(interval() / CHECKS_PER_INTERVAL)  # the check's period, not synchronisation
         try:
