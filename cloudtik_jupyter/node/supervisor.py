@@ -162,7 +162,7 @@ class Service:
                 told = True
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            delay = min(delay * 1.5, 0.25)
+            delay = min(delay * 1.5, 0.05)  # a connect attempt is cheap; each ms here delays the node
         return False
 
     async def _run_once(self) -> float:

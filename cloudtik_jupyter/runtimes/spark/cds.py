@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import hashlib
 import json
 import os
-import pwd
 import signal
 import socket
 import subprocess
@@ -26,11 +24,10 @@ from pathlib import Path
 from ...errors import Timeout
 from ...waiting import wait_for_sync
 from ..secret import ensure_secret
+from .archives import CACHE_ENV, archive_path, cache_dir, missing_archives
 from .auth import write_properties
 from .config import SparkConfig
 from .daemons import (
-    DAEMON_JVM_FLAGS,
-    ROLE_CLASSES,
     JvmOptions,
     history_service,
     master_service,
@@ -38,46 +35,14 @@ from .daemons import (
 )
 from .install import SparkInstall
 
-CACHE_ENV = "CLOUDTIK_SPARK_CDS_DIR"  # where the archives go, instead of the user's cache
+__all__ = ["CACHE_ENV", "archive_path", "build_archives", "cache_dir", "jvm_options", "missing_archives"]
+
 TRAIN_TIMEOUT = 180.0
 LOCK_TIMEOUT = 300.0  # another process on this machine may be building the same archives
 
 
-def cache_dir() -> Path:
-    """A per-user machine cache, shared by every cluster and state dir on the machine.
-
-    From the account's home (not $HOME, which virtual nodes point at their own directory), so the nodes of
-    every virtual cluster, and every test's private state dir, find the archives made once.
-    """
-    if override := os.environ.get(CACHE_ENV):
-        return Path(override).expanduser()
-    if xdg := os.environ.get("XDG_CACHE_HOME"):
-        return Path(xdg) / "cloudtik" / "spark-cds"
-    return Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "cloudtik" / "spark-cds"
-
-
-def archive_path(install: SparkInstall, role: str, directory: Path | None = None) -> Path:
-    libjvm = install.java_home / "lib" / "server" / "libjvm.so"
-    identity = [
-        str(install.java_home.resolve()),
-        install.java_version,
-        str(libjvm.stat().st_mtime_ns) if libjvm.exists() else "",
-        str(install.spark_home.resolve()),
-        install.spark_version,
-        str((install.spark_home / "jars").stat().st_mtime_ns),
-        ROLE_CLASSES[role],
-        *DAEMON_JVM_FLAGS,
-    ]
-    key = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:16]
-    return (directory or cache_dir()) / f"{role}-{key}.jsa"
-
-
 def jvm_options(install: SparkInstall, config: SparkConfig, role: str) -> JvmOptions:
     return JvmOptions(use_archive=archive_path(install, role) if config.class_data_sharing else None)
-
-
-def missing_archives(install: SparkInstall, roles: Sequence[str], directory: Path | None = None) -> list[str]:
-    return [r for r in roles if not archive_path(install, r, directory).is_file()]
 
 
 @contextlib.contextmanager

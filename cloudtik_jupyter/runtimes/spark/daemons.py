@@ -14,18 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...node.config import HealthCheck, ServiceSpec
+from .classes import (
+    DAEMON_JVM_FLAGS,
+    HISTORY_CLASS,
+    MASTER_CLASS,
+    ROLE_CLASSES,
+    SERVICE_NAMES,
+    WORKER_CLASS,
+)
 from .config import SparkConfig
 from .install import SparkInstall
 
-MASTER_CLASS = "org.apache.spark.deploy.master.Master"
-WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
-HISTORY_CLASS = "org.apache.spark.deploy.history.HistoryServer"
-ROLE_CLASSES = {"master": MASTER_CLASS, "worker": WORKER_CLASS, "history": HISTORY_CLASS}
-SERVICE_NAMES = {"master": "spark-master", "worker": "spark-worker", "history": "spark-history"}
-
-# The daemons only coordinate (executors are separate JVMs with their own flags): the C1 JIT alone and the
-# serial collector halve their start time and footprint.
-DAEMON_JVM_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+__all__ = [
+    "DAEMON_JVM_FLAGS",
+    "HISTORY_CLASS",
+    "MASTER_CLASS",
+    "ROLE_CLASSES",
+    "SERVICE_NAMES",
+    "WORKER_CLASS",
+]
 HEALTH_TIMEOUT = 120.0  # a JVM start on a busy 2-core machine running several nodes
 DEFAULT_WORKER_CORES = 1
 DEFAULT_WORKER_MEMORY_MIB = 1024

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from ...errors import CloudtikError
-from .daemons import ROLE_CLASSES
+from .classes import ROLE_CLASSES
 
 MODULE = "cloudtik_jupyter.runtimes.spark.prepare"
 
@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.no_cds or not roles:
         return 0
+    from .archives import missing_archives
+
+    if not missing_archives(install, roles):
+        return 0  # the usual case: made once per machine; the builder's imports are not needed
 
     from .cds import build_archives
 
