@@ -6,7 +6,8 @@
 What it does:
 - writes its pid to ``<run_dir>/agent.pid``; stops services a crashed predecessor left behind
   (recorded with their start times in ``<run_dir>/services.json``, so only those PIDs);
-- starts the configured services in order, each waiting for the previous one's health check, and
+- starts the configured services in order, each waiting for the previous one's health check (services
+  of different `chain`s, e.g. the head's store and a runtime's daemons, start side by side), and
   restarts one that exits (bounded, with backoff);
 - every `heartbeat_interval` (and at once when a service changes state) sends the node's
   processes and metrics to the head's state store, registers the node when its shard doesn't know
@@ -134,8 +135,15 @@ class NodeAgent:
         interval = self.config.rediscover_interval
         if interval is not None:  # a restarted agent starts with where consumed services are now
             specs = await self._rediscovered(specs) or specs
+        chains: dict[str, list[ServiceSpec]] = {}
         for spec in specs:
-            await self._start(spec)
+            chains.setdefault(spec.chain, []).append(spec)
+
+        async def start_chain(chain: list[ServiceSpec]) -> None:
+            for spec in chain:
+                await self._start(spec)
+
+        await asyncio.gather(*(start_chain(chain) for chain in chains.values()))
         if interval is not None:
             self._rediscovery = asyncio.create_task(self._rediscover_loop(interval), name="rediscover")
 

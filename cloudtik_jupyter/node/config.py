@@ -41,6 +41,9 @@ class ServiceSpec(_Model):
     # before every start without a deadline: a daemon that retries on its own (Spark: every 5-15 s) would
     # otherwise sit out a whole retry period when it starts first.
     requires: HealthCheck | None = None
+    # Services of one chain start in order, each once the previous one is healthy (the controller after
+    # the store); chains start side by side (a runtime's daemons need not wait for the head's store).
+    chain: str = ""
     restart: bool = True  # restart when it exits on its own
     max_restarts: int = Field(default=5, ge=0)  # consecutive; reset once it stayed up `stable_after`
     restart_delay: float = Field(default=0.5, ge=0)  # doubles per consecutive failure, up to 10 s

@@ -80,7 +80,12 @@ def runtime_services(config: ClusterConfig, node: NodeIdentity, state: Path) -> 
     info = node_info(
         node.cluster, node.node_id, node.kind, node.node_type, node.ip, runtime_node(config, node, state)
     )
-    specs = [s for runtime, cfg in enabled_runtimes(config) for s in runtime.services(cfg, info)]
+    # Each runtime's daemons start in their own chain, beside the head's store and controller.
+    specs = [
+        s if s.chain else s.model_copy(update={"chain": runtime.name})
+        for runtime, cfg in enabled_runtimes(config)
+        for s in runtime.services(cfg, info)
+    ]
     # Resolved on every node start, with or without services here: a consumed cluster that publishes
     # nothing fails setup, naming the key.
     env = runtime_environment(config, node.head_ip) if config.runtime.types else {}

@@ -441,3 +441,33 @@ async def test_a_service_waits_for_what_it_requires_before_every_start(
 
     agent.proc.send_signal(signal.SIGTERM)
     assert agent.proc.wait(timeout=20) == 0, agent.output()
+
+
+async def test_chains_start_side_by_side_and_in_order_within(
+    make_agent: AgentFactory, store: StateStore
+) -> None:
+    """The head's store chain may take its time; a runtime's chain does not wait for it (a Spark master
+    starting beside Redis), while within a chain each service still waits for the previous one's health."""
+    host = make_agent.node_ip
+    never = free_port(host)  # nothing listens here: the store chain's first service never gets healthy
+    slow_store = SLEEPER.model_copy(
+        update={"name": "store", "health": HealthCheck(host=host, port=never, timeout=60)}
+    )
+    after_store = SLEEPER.model_copy(update={"name": "after-store"})
+    web_port = free_port(host)
+    runtime_first = web_service(host, web_port).model_copy(update={"name": "runtime-a", "chain": "spark"})
+    runtime_second = SLEEPER.model_copy(update={"name": "runtime-b", "chain": "spark"})
+    agent = make_agent([slow_store, after_store, runtime_first, runtime_second])
+
+    await wait_for(
+        lambda: running(store, "worker-1", "runtime-a", "runtime-b"),
+        timeout=30,
+        what="the runtime chain to start while the store chain waits",
+    )
+    rows = {p.name: p for p in await store.processes("worker-1")}
+    assert rows["store"].status == ProcessStatus.STARTING  # still waiting for its health check
+    assert "after-store" not in rows or rows["after-store"].pid is None, "started before its chain's first"
+    started = [e.message.split(":")[0] for e in await store.events(50) if e.kind == "service-started"]
+    assert started.index("runtime-a") < started.index("runtime-b"), started
+    agent.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    assert agent.proc.wait(timeout=20) == 0, agent.output()  # type: ignore[union-attr]
