@@ -3,7 +3,8 @@
 Views read the node table the controller mirrors from the provider (cluster/readmodel.py), so a node
 that dies (an instance terminated from the cloud console, a process tree killed on `virtual`) would stay
 in every view until the controller's next listing: up to `head.controller_interval`. Instead the
-controller checks the heartbeat index four times a `heartbeat_interval` (one range read per shard) and
+controller checks the heartbeat index four times a `heartbeat_interval` (one score-range read per shard
+that returns only the nodes already late: usually nothing, whatever the node count) and
 wakes its tick as soon as a node misses SILENT_AFTER intervals; the tick lists the provider and removes
 the node's row if the provider no longer has it. Once per silence: a node that beats again may wake it
 again later, a hung one that stays listed costs one extra tick.
@@ -33,19 +34,12 @@ class SilenceWatch:
     def newly_silent(
         self, beats: dict[str, float], known: Collection[str], now: float, interval: float
     ) -> list[str]:
-        """Nodes (of `known`) that have beaten but not within SILENT_AFTER intervals, each once per silence."""
+        """Nodes (of `known`) that have beaten but not within SILENT_AFTER intervals, each once per silence.
+        `beats` may hold every node's last heartbeat or only the old ones (`StateStore.heartbeats_before`)."""
         limit = SILENT_AFTER * interval
-        found = []
-        for node_id in known:
-            beat = beats.get(node_id)
-            if beat is None:
-                continue  # never reported: being set up, not silent
-            if now - beat <= limit:
-                self.suspected.discard(node_id)
-            elif node_id not in self.suspected:
-                self.suspected.add(node_id)
-                found.append(node_id)
-        self.suspected.intersection_update(known)
+        silent = {node_id for node_id, beat in beats.items() if now - beat > limit and node_id in known}
+        found = sorted(silent - self.suspected)
+        self.suspected = silent  # a node that beat again (or left) is no longer suspected
         return found
 
 
@@ -60,12 +54,13 @@ async def watch_silence(
     watch = watch or SilenceWatch()
     while True:
         await asyncio.sleep(interval() / CHECKS_PER_INTERVAL)  # the check's period, not synchronisation
+        now = time.time()
         try:
-            beats = await store.heartbeat_times()
+            beats = await store.heartbeats_before(now - SILENT_AFTER * interval())
         except (RedisError, OSError) as exc:  # the store restarting: the tick's own period covers it
             log.debug("silence check skipped: %s", exc)
             continue
-        silent = watch.newly_silent(beats, known(), time.time(), interval())
+        silent = watch.newly_silent(beats, known(), now, interval())
         if silent:
             log.info("silent node(s) %s: looking at the provider now", ", ".join(silent[:5]))
             wake.set()

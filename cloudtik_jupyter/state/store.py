@@ -456,6 +456,20 @@ class StateStore:
             times.update(_score_pairs(rows))
         return times
 
+    async def heartbeats_before(self, cutoff: float) -> dict[str, float]:
+        """Node id -> last heartbeat, for the nodes that last beat before `cutoff` (unix time) only: one
+        score-range read per shard, as small as the answer (usually empty) whatever the node count."""
+        per_shard = await asyncio.gather(
+            *(
+                s.execute_command("ZRANGE", HEARTBEATS, "-inf", f"({cutoff}", "BYSCORE", "WITHSCORES")
+                for s in self._shards
+            )
+        )
+        times: dict[str, float] = {}
+        for rows in per_shard:
+            times.update(_score_pairs(rows))
+        return times
+
     async def all_health(self) -> dict[str, NodeHealth]:
         """Node id -> busiest service and failed services, for every node: one read per shard."""
         per_shard = await asyncio.gather(*(s.hgetall(HEALTH) for s in self._shards))

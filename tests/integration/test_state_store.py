@@ -208,6 +208,16 @@ async def test_lost_nodes_finds_a_node_whose_heartbeats_stopped(store: StateStor
     lost = await store.lost_nodes(timeout=10, now=1025.0)
     assert [n.node_id for n in lost] == ["dies"] and lost[0].last_heartbeat == 1000.0
     assert await store.lost_nodes(timeout=30, now=1025.0) == []
+    # What the controller's silence watch reads: only the late ones, over every shard, cutoff excluded.
+    await store.heartbeats([Heartbeat(f"many-{i}") for i in range(50)], now=1024.0)
+    assert await store.heartbeats_before(1015.0) == {"dies": 1000.0}
+    assert await store.heartbeats_before(1000.0) == {}
+    assert await store.heartbeats_before(1024.5) == {
+        "dies": 1000.0,
+        "alive": 1020.0,
+        **{f"many-{i}": 1024.0 for i in range(50)},
+    }
+    assert await store.heartbeats_before(1024.5) == await store.heartbeat_times()
 
     # In real time: a node that keeps beating is never lost, one that stopped soon is.
     await store.heartbeats([Heartbeat("live-rt"), Heartbeat("quiet-rt")])
