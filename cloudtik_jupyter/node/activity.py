@@ -57,6 +57,10 @@ class ActivitySampler:
         self._root = int(root) if root.isdigit() else None
         self._uid = os.getuid()
 
+    def use_hooks(self, busy_hooks: Collection[BusyHook]) -> None:
+        """Hooks found after the sampler was made (the agent looks for them once its services run)."""
+        self._hooks = list(busy_hooks)
+
     def _candidates(self) -> list[psutil.Process]:
         if self._root is not None:
             members = _tree(self._root)

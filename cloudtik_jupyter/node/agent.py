@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -36,14 +37,13 @@ import signal
 import sys
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
-from redis.exceptions import RedisError
 
 from ..errors import CloudtikError
 from ..paths import ensure_private_dir
 from ..state.records import NodeRecord, ProcessRecord, ProcessStatus
-from ..state.store import StateStore
 from .activity import ActivitySampler, BusyHook, runtime_busy_hooks
 from .config import AgentConfig, ServiceSpec, control_socket_path, load_agent_config
 from .control import OPS, AgentClient, ControlReply, ControlRequest, serve
@@ -51,6 +51,9 @@ from .metrics import MetricsSampler
 from .processes import load_owned, read_pid_file, save_owned, terminate, write_pid_file
 from .rediscover import changed, runtime_specs
 from .supervisor import Service, ServiceNotice
+
+if TYPE_CHECKING:
+    from ..state.store import StateStore
 
 log = logging.getLogger("cloudtik.agent")
 
@@ -68,7 +71,7 @@ class NodeAgent:
         self._password = password or self._endpoints.read_password(config.redis_password_file)
         self._services: dict[str, Service] = {}
         self._sampler = MetricsSampler()
-        self._activity = ActivitySampler(self._busy_hooks())
+        self._activity = ActivitySampler()  # its runtime hooks: in `run`, once the services spawned
         self._notices: deque[ServiceNotice] = deque(maxlen=500)  # kept through a Redis outage
         self._store: StateStore | None = None
         self._registered = False
@@ -98,7 +101,13 @@ class NodeAgent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         server = await serve(cfg.control_socket, self.handle)
-        self._store = StateStore.connect(
+        starting = asyncio.create_task(self._start_all(cfg.services), name="start-services")
+        # What only heartbeats need loads in a thread while the services spawn (the store's client,
+        # redis-py: ~0.1 s of imports; the runtimes' busy hooks: the cluster config parsed again): a
+        # node's daemons are what `up` waits for, the first heartbeat can come a moment later.
+        store = await asyncio.to_thread(importlib.import_module, "cloudtik_jupyter.state.store")
+        self._activity.use_hooks(await asyncio.to_thread(self._busy_hooks))
+        self._store = store.StateStore.connect(
             self._endpoints,
             self._password,
             timeout=2.0,
@@ -107,7 +116,6 @@ class NodeAgent:
         )
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name="heartbeats")
         try:
-            starting = asyncio.create_task(self._start_all(cfg.services), name="start-services")
             await self._stopping.wait()
             starting.cancel()  # a SIGTERM during a slow health check must not wait for it
             with contextlib.suppress(asyncio.CancelledError):
@@ -286,6 +294,8 @@ class NodeAgent:
                 self._reachable, backoff = True, BACKOFF_START
                 delay = self.config.heartbeat_interval
             except Exception as e:  # never let the heartbeat die: a silent node gets replaced
+                from redis.exceptions import RedisError  # loaded with the store
+
                 if not isinstance(e, (RedisError, OSError)):
                     log.exception("heartbeat failed")
                 elif self._reachable is not False:

@@ -28,8 +28,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from redis.exceptions import RedisError
-
 from ..errors import CloudtikError
 from ..paths import ensure_private_dir, write_private
 
@@ -137,6 +135,8 @@ async def grant_node(store: StateStore, redis_dir: Path, node_id: str) -> Path:
         rules = _rules(path)
         rules[node_user(node_id)] = worker_rule(node_id, password)
         _save(path, rules)
+    from redis.exceptions import RedisError  # loaded with `store`; the rest of this module needs no client
+
     try:
         await store.reload_acl()
     except RedisError as exc:
@@ -154,6 +154,8 @@ async def revoke_node(store: StateStore, redis_dir: Path, node_id: str) -> None:
             return
         _save(path, rules)
         node_password_file(redis_dir, node_id).unlink(missing_ok=True)
+    from redis.exceptions import RedisError
+
     try:
         await store.reload_acl()
     except RedisError as exc:  # the file no longer has the user: a restarted server won't either

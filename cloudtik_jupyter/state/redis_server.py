@@ -27,13 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, BusyLoadingError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from ..errors import CloudtikError
 from ..node.config import HealthCheck, ServiceSpec
 from ..node.processes import OwnedProcess, load_owned, save_owned, terminate
@@ -179,6 +172,14 @@ def prepare_redis(
 
 async def ping(address: RedisAddress, password: str) -> bool:
     """True once the server answers PING; a wrong password raises instead of waiting forever."""
+    # Imported here: planning the servers (every head's start) needs no client (redis-py takes ~0.1 s).
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import AuthenticationError, BusyLoadingError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
     client = aioredis.Redis(
         host=address.host,
         port=address.port,
