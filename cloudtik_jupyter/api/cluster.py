@@ -123,10 +123,14 @@ class Cluster(RuntimeHelpers):
         return self
 
     def down(self, *, progress: ProgressSink = ignore_progress) -> int:
-        return self._sync(launcher.down(self._ctx, progress=progress))
+        terminated = self._sync(launcher.down(self._ctx, progress=progress))
+        end_helpers_when_no_cluster_is_left()
+        return terminated
 
     async def down_async(self, *, progress: ProgressSink = ignore_progress) -> int:
-        return await self._async(launcher.down(self._ctx, progress=progress))
+        terminated = await self._async(launcher.down(self._ctx, progress=progress))
+        await asyncio.to_thread(end_helpers_when_no_cluster_is_left)
+        return terminated
 
     def status(self) -> ClusterStatus:
         return self._sync(cluster_status(self._ctx))
@@ -443,3 +447,19 @@ class Cluster(RuntimeHelpers):
     def close(self) -> None:
         """Close this object's SSH connections (the cluster keeps running)."""
         self._sync(self._ctx.close())
+
+
+def end_helpers_when_no_cluster_is_left() -> None:
+    """The CLI session keeps clusters warm and the virtual hypervisor hosts nodes; with no cluster left they
+    have nothing to do, so they go with the last `down` (CLI, magic or API alike) instead of idling (nothing
+    of ours should outlive the user's last cluster)."""
+    from .. import paths
+    from ..errors import CloudtikError
+    from ..providers.virtual.client import HypervisorClient
+    from ..session import admin
+
+    clusters = paths.clusters_dir()
+    if not clusters.is_dir() or not any(clusters.iterdir()):
+        admin.stop_all(str(paths.home()), timeout=5.0)
+        with contextlib.suppress(CloudtikError):
+            HypervisorClient(paths.home()).shutdown_if_idle()

@@ -65,23 +65,6 @@ def down(cluster: str, yes: bool, quiet: bool) -> None:
     c = cluster_of(cluster)
     confirm(yes, f"Terminate all nodes of cluster {c.name!r}?")
     c.down(progress=progress(quiet))
-    _end_helpers_when_no_cluster_is_left()
-
-
-def _end_helpers_when_no_cluster_is_left() -> None:
-    """The CLI session keeps clusters warm and the virtual hypervisor hosts nodes; with no cluster left they
-    have nothing to do, so they go with the last `down` instead of idling (nothing of ours should outlive the
-    user's last cluster)."""
-    from .. import paths
-    from ..errors import CloudtikError
-    from ..providers.virtual.client import HypervisorClient
-    from ..session import admin
-
-    clusters = paths.clusters_dir()
-    if not clusters.is_dir() or not any(clusters.iterdir()):
-        admin.stop_all(str(paths.home()), timeout=5.0)
-        with contextlib.suppress(CloudtikError):
-            HypervisorClient(paths.home()).shutdown_if_idle()
 
 
 @handles("status")

@@ -64,7 +64,7 @@ def stop_all(home: str, timeout: float = 15.0) -> list[int]:
     stopped = []
     for record in sessions(home):
         proc = record.process()
-        if proc is None:
+        if proc is None or record.pid == os.getpid():  # never this process (a command a session runs)
             continue
         with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGTERM)
