@@ -101,7 +101,9 @@ async def main() -> None:
         ctx = ClusterContext(config, provider=provider, state_dir=work)
         ctx.config_file.write_text(dump_config(config))
         worker_hash = plan_for(config, T.KIND_WORKER).launch_hash
-        provider.create_nodes(NodeSpec("head"), {T.CLUSTER: "bench", T.NODE_KIND: "head", T.NODE_SEQ: "1"}, 1)
+        up = T.NodeStatus.UP_TO_DATE.value
+        head_tags = {T.CLUSTER: "bench", T.NODE_KIND: "head", T.NODE_SEQ: "1", T.NODE_STATUS: up}
+        provider.create_nodes(NodeSpec("head"), head_tags, 1)
         for seq in range(2, NODES + 2):
             provider.create_nodes(
                 NodeSpec("worker"),
