@@ -68,6 +68,13 @@ class HypervisorClient:
         result = self._call(OP_PING, {}, start=False)
         return HypervisorInfo.from_result(result) if result is not None else None
 
+    def start(self) -> HypervisorInfo:
+        """The running hypervisor, started if there is none (the first `create` would start it too)."""
+        result = self._call(OP_PING, {}, start=True)
+        if result is None:
+            raise ProviderError(f"the virtual hypervisor did not answer; see {self._log()}")
+        return HypervisorInfo.from_result(result)
+
     def shutdown(self, timeout: float = 10.0) -> HypervisorInfo | None:
         """Stop the hypervisor (nodes keep running) and wait until its process is gone."""
         result = self._call(OP_SHUTDOWN, {}, start=False)

@@ -375,3 +375,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    # Everything is closed and released above; skipping the interpreter's teardown makes a `down` that
+    # waits for the hypervisor to go (the last cluster's) return 0.1-0.2 s sooner.
+    logging.shutdown()
+    os._exit(0)
