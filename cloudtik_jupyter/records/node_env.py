@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 CLUSTER = "CLOUDTIK_CLUSTER"
 NODE_ID = "CLOUDTIK_NODE_ID"
@@ -14,6 +16,15 @@ NODE_IP = "CLOUDTIK_NODE_IP"
 HEAD_IP = "CLOUDTIK_HEAD_IP"
 NODE_SEQ = "CLOUDTIK_NODE_SEQ"
 WORKSPACE = "CLOUDTIK_WORKSPACE"  # set where a process acts for a workspace (not part of a node's identity)
+# A short private directory for what needs short paths (Unix sockets: Ray's sessions) and goes with the
+# node: on `virtual` one per node, removed with it; elsewhere the machine's temp dir, which dies with it.
+SCRATCH = "CLOUDTIK_NODE_SCRATCH"
+
+
+def scratch_dir(env: Mapping[str, str] | None = None) -> Path:
+    """This node's scratch directory (see SCRATCH); the caller creates what it needs inside."""
+    env = os.environ if env is None else env
+    return Path(env.get(SCRATCH) or Path(tempfile.gettempdir()) / f"cloudtik-{os.getuid()}")
 
 
 class NotOnANode(Exception):

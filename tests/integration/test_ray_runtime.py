@@ -23,6 +23,7 @@ from nbclient import NotebookClient
 
 from cloudtik_jupyter import paths
 from cloudtik_jupyter.api import Cluster
+from cloudtik_jupyter.providers.virtual import state
 from cloudtik_jupyter.waiting import wait_for_sync
 from tests.cli_process import cli as run_cli
 from tests.virtual_nodes import teardown_virtual
@@ -179,10 +180,22 @@ def test_ray_notebook_runs_on_the_shared_clusters(
     client = NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
+    scratch = [state.scratch_dir(n.node_id) for c in clusters for n in c.status().nodes]
+    ray_nodes = [
+        state.scratch_dir(n.node_id)
+        for c in clusters
+        if "ray" in c.config.runtime.types
+        for n in c.status().nodes
+    ]
+    assert ray_nodes and all((d / "ray").is_dir() for d in ray_nodes), (
+        "Ray's sessions: in the nodes' scratch dirs"
+    )
     try:
         client.execute(env={**os.environ, "CLOUDTIK_HOME": str(home)}, cwd=str(tmp_path))
     except Exception as e:  # Ray's reason for a failed client server lives in its logs on the head
-        found = Path(tempfile.gettempdir()).glob("cloudtik-ray-*/session_latest/logs/ray_client_server*.err")
+        found = Path(tempfile.gettempdir()).glob(
+            "cloudtik-*-vn-*/ray/session_latest/logs/ray_client_server*.err"
+        )
         logs = "\n".join(f"{p}:\n{p.read_text()[-3000:]}" for p in found)
         raise AssertionError(f"{str(e)[-3000:]}\n--- Ray client server logs ---\n{logs}") from e
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
@@ -190,3 +203,4 @@ def test_ray_notebook_runs_on_the_shared_clusters(
     assert any("image/png" in o.get("data", {}) for o in outputs), "the notebook shows a plot"
     assert any("text/html" in o.get("data", {}) for o in outputs), "the notebook shows a result table"
     assert Cluster.list() == [], "the notebook tears both clusters down"
+    assert not [d for d in scratch if d.exists()], "Ray's sessions went with their nodes"

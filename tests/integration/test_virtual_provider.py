@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from cloudtik_jupyter.providers import node_provider as registry_node_provider
 from cloudtik_jupyter.providers import tags as T
 from cloudtik_jupyter.providers.base import NodeProvider, NodeSpec
 from cloudtik_jupyter.providers.virtual import addresses, state
+from cloudtik_jupyter.providers.virtual import hypervisor as hypervisor_module
 from cloudtik_jupyter.providers.virtual.node_provider import VirtualNodeProvider
 from cloudtik_jupyter.providers.virtual.process_tree import is_running
 from cloudtik_jupyter.providers.virtual.protocol import Request, decode_response
@@ -321,6 +323,43 @@ async def test_sftp_put_and_get_relative_to_the_node_dir(
 # -- lifecycle ---------------------------------------------------------------------------------
 
 
+async def test_each_node_has_a_private_scratch_dir_that_goes_with_it(virtual_cluster: VirtualCluster) -> None:
+    """Short socket paths (Ray's sessions) live in the node's scratch dir in the temp dir, not forever."""
+    vc = virtual_cluster
+    async with ssh_connect(vc.address(vc.head), vc.key.private, vc.user) as conn:
+        out = (
+            await conn.run('echo "$CLOUDTIK_NODE_SCRATCH"; touch "$CLOUDTIK_NODE_SCRATCH/x"', check=True)
+        ).stdout
+    assert isinstance(out, str)
+    scratch = Path(out.strip())
+    assert scratch == state.scratch_dir(vc.head) and scratch.parent == Path(tempfile.gettempdir())
+    assert stat.S_IMODE(scratch.stat().st_mode) == 0o700 and (scratch / "x").exists()
+    vc.provider.terminate_nodes([vc.head])
+    assert not scratch.exists()
+
+
+def test_a_scratch_dir_someone_else_planted_is_refused_and_never_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("mine")
+    planted = state.scratch_dir("vn-0123456789")
+    planted.symlink_to(victim)
+    with pytest.raises(ProviderError, match="not this user's private directory"):
+        state.make_scratch_dir("vn-0123456789")
+    hypervisor_module._remove_scratch("vn-0123456789")
+    assert (victim / "keep").read_text() == "mine"
+    planted.unlink()
+    open_dir = state.scratch_dir("vn-abcdefabcd")
+    open_dir.mkdir(mode=0o755)
+    open_dir.chmod(0o755)
+    with pytest.raises(ProviderError):
+        state.make_scratch_dir("vn-abcdefabcd")
+    assert state.make_scratch_dir("vn-0000000000").is_dir()
+
+
 async def test_terminate_kills_daemons_inside_the_node(virtual_cluster: VirtualCluster) -> None:
     vc = virtual_cluster
     provider = vc.provider
@@ -345,6 +384,7 @@ async def test_terminate_kills_daemons_inside_the_node(virtual_cluster: VirtualC
     pids = [int(p) for p in out.split()] + [int(double_pid_file.read_text())]
     head_pid = state.read_record(provider.home, vc.head).pid  # type: ignore[union-attr]
     daemons = [psutil.Process(p) for p in pids]
+
     # The node is a subreaper: even the double-forked daemon stays in its tree. Checked as a condition,
     # not one sample: a CI run once saw a daemon outside a single snapshot of the tree.
     def outside() -> set[int]:

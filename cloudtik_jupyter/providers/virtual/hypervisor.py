@@ -205,6 +205,7 @@ class Hypervisor:
         directory = paths.ensure_private_dir(launch.dir)
         pid = 0
         try:
+            state.make_scratch_dir(launch.node_id)
             host_key = asyncssh.generate_private_key("ssh-ed25519")
             paths.write_private(directory / state.HOST_KEY_FILE, host_key.export_private_key())
             paths.write_private(directory / state.AUTHORIZED_KEYS_FILE, launch.ssh_public_key + "\n")
@@ -234,6 +235,7 @@ class Hypervisor:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             shutil.rmtree(directory, ignore_errors=True)
+            _remove_scratch(launch.node_id)
             raise
 
     # -- terminate ------------------------------------------------------------------------------
@@ -265,6 +267,7 @@ class Hypervisor:
         for node_id in ids:
             with contextlib.suppress(ProviderError), state.node_locked(self.home, node_id) as directory:
                 shutil.rmtree(directory)
+                _remove_scratch(node_id)
         if records:
             log.info("terminated %s (%d processes)", ", ".join(r.node_id for r in records), len(procs))
 
@@ -280,9 +283,19 @@ class Hypervisor:
         half_created = [n for n in names if not (state.node_dir(self.home, n) / state.RECORD_FILE).exists()]
         for name in half_created:
             shutil.rmtree(state.node_dir(self.home, name), ignore_errors=True)
+            _remove_scratch(name)
         if dead_nodes:
             with contextlib.suppress(CloudtikError):
                 self.terminate([n for n in names if n not in live and n not in half_created])
+
+
+def _remove_scratch(node_id: str) -> None:
+    """The node's scratch dir, if it is the one we made (never follow a link someone put there)."""
+    path = state.scratch_dir(node_id)
+    with contextlib.suppress(OSError):
+        if path.is_symlink() or path.lstat().st_uid != os.getuid():
+            return
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _orphans_of(home: Path, node_ids: set[str]) -> list[psutil.Process]:

@@ -71,6 +71,7 @@ def node_environment(launch: NodeLaunch, base: dict[str, str]) -> dict[str, str]
             node_env.NODE_IP: launch.ip,
             node_env.CLUSTER: launch.cluster,
             node_env.WORKSPACE: launch.workspace,
+            node_env.SCRATCH: str(state.scratch_dir(launch.node_id)),
             "PATH": os.pathsep.join([interpreter_dir, env.get("PATH", os.defpath)]),
         }
     )

@@ -50,6 +50,25 @@ def node_dir(home: Path, node_id: str) -> Path:
     return nodes_dir(home) / node_id
 
 
+def scratch_dir(node_id: str) -> Path:
+    """The node's short private directory in the temp dir (records/node_env.py SCRATCH), gone with it."""
+    if not NODE_ID_PATTERN.match(node_id):
+        raise ProviderError(f"not a virtual node id: {node_id!r}")
+    return Path(tempfile.gettempdir()) / f"cloudtik-{os.getuid()}-{node_id}"
+
+
+def make_scratch_dir(node_id: str) -> Path:
+    """Create it 0700, refusing a path someone else made first (the temp dir is shared)."""
+    path = scratch_dir(node_id)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        info = path.lstat()
+        if not path.is_dir() or path.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise ProviderError(f"{path} exists and is not this user's private directory") from None
+    return path
+
+
 def socket_path(home: Path) -> Path:
     path = virtual_dir(home) / "hypervisor.sock"
     if len(str(path)) <= _MAX_SOCKET_PATH:

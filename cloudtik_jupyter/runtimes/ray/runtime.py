@@ -10,10 +10,7 @@ are short; nodes of `virtual` share one /tmp).
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from ...node.config import HealthCheck, ServiceSpec
 from ...providers import tags as T
 from ...records.cluster import ServiceLink
 from ...records.node import NodeInfo
+from ...records.node_env import scratch_dir
 from ..base import PublishedEndpoint, installed_check
 from .config import RayConfig, parse_ray_config
 
@@ -47,10 +45,10 @@ def gcs_address(config: RayConfig, head_ip: str) -> str:
     return f"{head_ip}:{config.gcs_port}"
 
 
-def temp_dir(runtime_dir: Path) -> Path:
-    """A short per-node directory for Ray's sessions (its socket paths must fit in 107 bytes)."""
-    digest = hashlib.sha256(str(runtime_dir).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"cloudtik-ray-{os.getuid()}-{digest}"
+def temp_dir() -> Path:
+    """Ray's sessions on this node: in its scratch dir (socket paths must fit in 107 bytes), which goes
+    with the node (on `virtual`, removed when the node is terminated)."""
+    return scratch_dir() / "ray"
 
 
 def worker_resources(config: RayConfig, resources: Mapping[str, float]) -> tuple[int, int | None]:
@@ -77,7 +75,7 @@ class RayRuntime:
     def services(self, config: BaseModel, node: NodeInfo) -> list[ServiceSpec]:
         ray = _ray(config)
         ip = node.ip
-        session = temp_dir(node.runtime_dir)
+        session = temp_dir()
         argv = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats",
             "--node-ip-address", ip, "--temp-dir", str(session),
