@@ -1,7 +1,7 @@
 """The cluster controller: ``python -m cloudtik_jupyter.head.controller CONFIG`` (a service of the head's agent).
 
-Each tick it reads the provider's node list and the state store, asks `policy.decide` what to do, and does
-it: launch workers (sequence ids from the store), set them up in the background with the same updater the
+Each tick it reads the provider's node list (a periodic tick of a settled cluster reuses the last one, see
+`Controller._listing`) and the state store, asks `policy.decide` what to do, and does it: launch workers (sequence ids from the store), set them up in the background with the same updater the
 client uses, recover or retire unhealthy ones, honour scale requests and the idle timeout. It wakes at once
 on a scale request, a removed node, a node falling silent (silence.py) or when a setup finishes, and every
 `head.controller_interval` otherwise. The node table it mirrors is what every view reads. All its state
