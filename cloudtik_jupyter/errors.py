@@ -40,6 +40,10 @@ class NodeUnreachable(CloudtikError):
     """SSH to a node could not be established before the deadline."""
 
 
+class CannotConnect(NodeUnreachable):
+    """No SSH connection could be made at all: nothing ran on the node (safe to retry elsewhere)."""
+
+
 class HostKeyChanged(CloudtikError):
     """A node presented a host key other than the one pinned for it: never ignored."""
 

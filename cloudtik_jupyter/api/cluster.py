@@ -12,7 +12,7 @@ import contextlib
 import random
 import shlex
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,7 +26,7 @@ from ..cluster.status import cluster_info
 from ..cluster.updater import node_env
 from ..concurrency import gather_bounded
 from ..config.schema import ClusterConfig
-from ..errors import CloudtikError, ClusterNotFound, ConfigError
+from ..errors import CannotConnect, CloudtikError, ClusterNotFound, ConfigError, HostKeyChanged
 from ..providers import tags as T
 from ..records.cluster import ClusterEvent, ClusterInfo, ClusterStatus, ClusterSummary
 from ..records.layout import CONFIG_FILE
@@ -301,12 +301,27 @@ class Cluster(RuntimeHelpers):
         known = ", ".join(f"{n.node_id} (seq {n.seq})" for n in nodes)
         raise CloudtikError(f"no node {node!r} in cluster {self.name!r} (nodes: {known})")
 
+    async def _with_head(self, action: Callable[[NodeRef], Awaitable[T_]]) -> T_:
+        """Run `action` on the head as this machine last saw it (`head.json`: no cloud call, on a cloud one
+        listing saved per command); if no connection can be made to that head (replaced, gone), list the
+        provider once and act on the head it shows. A head that is the one remembered is not tried twice."""
+        known = self._ctx.known_head()
+        if known is not None:
+            try:
+                return await action(known)
+            except (CannotConnect, HostKeyChanged) as exc:
+                failed: CloudtikError | None = exc
+        else:
+            failed = None
+        _, head = await self._select(None, False)
+        if failed is not None and known is not None and _same_node(head, known):
+            raise failed
+        return await action(head)
+
     async def _exec(
         self, command: str, node: str | None, all_nodes: bool, check: bool, on_output: OutputCallback | None
     ) -> builtins.list[CommandResult]:
-        nodes, head = await self._select(node, all_nodes)
-
-        async def run(n: NodeRef) -> CommandResult:
+        async def run_with(n: NodeRef, head: NodeRef) -> CommandResult:
             return await self._ctx.runner.run(
                 self._ctx.target(n, head),
                 command,
@@ -315,7 +330,10 @@ class Cluster(RuntimeHelpers):
                 on_output=on_output,
             )
 
-        return await gather_bounded(run, nodes, EXEC_CONCURRENCY)
+        if node is None and not all_nodes:
+            return [await self._with_head(lambda head: run_with(head, head))]
+        nodes, head = await self._select(node, all_nodes)
+        return await gather_bounded(lambda n: run_with(n, head), nodes, EXEC_CONCURRENCY)
 
     def exec(
         self,
@@ -341,6 +359,11 @@ class Cluster(RuntimeHelpers):
         return await self._async(self._exec(command, node, all_nodes, check, on_output))
 
     async def _upload(self, local: Path, remote: str, node: str | None, all_nodes: bool) -> None:
+        if node is None and not all_nodes:
+            await self._with_head(
+                lambda head: self._ctx.runner.upload(self._ctx.target(head, head), local, remote)
+            )
+            return
         nodes, head = await self._select(node, all_nodes)
         await gather_bounded(
             lambda n: self._ctx.runner.upload(self._ctx.target(n, head), local, remote),
@@ -359,6 +382,11 @@ class Cluster(RuntimeHelpers):
         await self._async(self._upload(Path(local).absolute(), remote, node, all_nodes))
 
     async def _download(self, remote: str, local: Path, node: str | None) -> None:
+        if node is None:
+            await self._with_head(
+                lambda head: self._ctx.runner.download(self._ctx.target(head, head), remote, local)
+            )
+            return
         nodes, head = await self._select(node, False)
         await self._ctx.runner.download(self._ctx.target(nodes[0], head), remote, local)
 
@@ -387,10 +415,14 @@ class Cluster(RuntimeHelpers):
     async def _submit(
         self, job: Path, args: Sequence[str], runtime: str | None, on_output: OutputCallback | None
     ) -> int:
-        _, head = await self._select(None, False)
-        target = self._ctx.target(head, None)
         remote = f"jobs/{job.name}"
-        await self._ctx.runner.upload(target, job, remote)
+
+        async def upload(head: NodeRef) -> NodeRef:
+            await self._ctx.runner.upload(self._ctx.target(head, None), job, remote)
+            return head
+
+        head = await self._with_head(upload)
+        target = self._ctx.target(head, None)
         command = shlex.join(
             [
                 "python3",
@@ -463,3 +495,7 @@ def end_helpers_when_no_cluster_is_left() -> None:
         admin.stop_all(str(paths.home()), timeout=5.0)
         with contextlib.suppress(CloudtikError):
             HypervisorClient(paths.home()).shutdown_if_idle()
+
+
+def _same_node(a: NodeRef, b: NodeRef) -> bool:
+    return a.node_id == b.node_id and a.address == b.address

@@ -6,7 +6,7 @@ import asyncio
 
 import asyncssh
 
-from ..errors import HostKeyChanged, NodeUnreachable
+from ..errors import CannotConnect, HostKeyChanged
 from .host_keys import (
     SOURCE_PROVIDER,
     SOURCE_TOFU,
@@ -92,9 +92,9 @@ async def open_connection(
                 first_contact=pinned is None,
                 store_path=host_keys.path,
             ) from None
-        raise NodeUnreachable(f"node {target.node_id} at {target.address}: {describe(exc)}") from exc
+        raise CannotConnect(f"node {target.node_id} at {target.address}: {describe(exc)}") from exc
     except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
-        raise NodeUnreachable(
+        raise CannotConnect(
             f"cannot connect to node {target.node_id} at {target.address}: {describe(exc)}"
         ) from exc
     if pinned is None:

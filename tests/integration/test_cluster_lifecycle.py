@@ -17,7 +17,7 @@ import pytest
 from cloudtik_jupyter import paths
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.cluster.context import HOST_KEYS_FILE, KEY_FILE
-from cloudtik_jupyter.errors import CommandFailed, HostKeyChanged
+from cloudtik_jupyter.errors import CannotConnect, CommandFailed, HostKeyChanged
 from cloudtik_jupyter.providers import tags as T
 from cloudtik_jupyter.providers.virtual.client import HypervisorClient
 from cloudtik_jupyter.ssh.host_keys import HostKeyStore
@@ -189,6 +189,54 @@ def test_changed_host_key_is_refused(cloudtik_home: Path) -> None:
     result = cli(cloudtik_home, "exec", "pinned", "true")
     assert result.returncode == 1 and "host key" in result.stderr.lower()
     assert Cluster("pinned").down() == 1
+
+
+def test_head_commands_use_the_remembered_head_and_find_a_replaced_one(
+    cloudtik_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """exec/upload/download/submit on the head go to the head this machine last saw (no cloud call);
+    when that head is gone, one listing finds the new one; a head that cannot be reached and is still
+    the one the cloud lists fails once, with the reason (not tried twice)."""
+    cluster = Cluster(small("remember", workers=0)).up()
+    provider = cluster._ctx.provider
+    listings: list[dict[str, str]] = []
+    real_list = provider.list_nodes
+
+    def counted(tags: Any) -> Any:
+        listings.append(dict(tags))
+        return real_list(tags)
+
+    monkeypatch.setattr(provider, "list_nodes", counted)
+    assert cluster.exec("echo ok", check=True)[0].stdout == "ok\n"
+    (tmp_path / "in.txt").write_text("42")
+    cluster.upload(tmp_path / "in.txt", "in.txt")
+    cluster.download("in.txt", tmp_path / "back.txt")
+    assert (tmp_path / "back.txt").read_text() == "42"
+    assert listings == [], "a command on the remembered head listed the cloud"
+
+    # The head dies and another process brings up a new one; this object still remembers the old head.
+    (old_head,) = cluster.status().nodes
+    provider.terminate_nodes([old_head.node_id])
+    Cluster("remember").up()
+    (result,) = cluster.exec("echo $CLOUDTIK_NODE_ID", check=True)
+    new_head = result.stdout.strip()
+    assert new_head != old_head.node_id and len(listings) == 1
+    assert cluster.exec("true")[0].exit_status == 0 and len(listings) == 1  # remembered again
+
+    # Unreachable, and still what the cloud lists (a listing that lags): one failure, no second attempt.
+    (head,) = real_list({T.CLUSTER: "remember"})
+    provider.terminate_nodes([head.node_id])  # its address refuses connections now
+
+    def lagging(tags: Any) -> Any:
+        listings.append(dict(tags))
+        return [head]
+
+    monkeypatch.setattr(provider, "list_nodes", lagging)
+    cluster.close()
+    with pytest.raises(CannotConnect):
+        cluster.exec("true")
+    assert len(listings) == 2
+    assert Cluster("remember").down() == 0  # nothing left to terminate; the record goes
 
 
 def test_cli_end_to_end(cloudtik_home: Path) -> None:
