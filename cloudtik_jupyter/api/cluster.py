@@ -463,6 +463,7 @@ class Cluster(RuntimeHelpers):
     def spark_session(self, app_name: str | None = None, **options: str | int | float | bool) -> Any:
         """A SparkSession whose executors run on the cluster's workers (the client must reach the
         cluster's private addresses, as on `virtual`). `options` are Spark properties by short name."""
+        from ..runtimes import enabled_runtimes
         from ..runtimes.spark.session import spark_session
 
         if "spark" not in self.config.runtime.types:
@@ -470,11 +471,14 @@ class Cluster(RuntimeHelpers):
         from ..runtimes.secret import SECRET_FILE
         from ..runtimes.spark.auth import spark_secret
 
-        master = next((link.url for link in self.info().links if link.url.startswith("spark://")), None)
-        if master is None:
+        info = self.info()
+        master = next((link.url for link in info.links if link.url.startswith("spark://")), None)
+        if master is None or info.head_ip is None:
             raise CloudtikError(f"cluster {self.name!r} has no Spark master yet (is it up?)")
         secret = spark_secret(self._ctx.dir / SECRET_FILE)
-        return spark_session(master, app_name or self.name, auth_secret=secret, **options)  # type: ignore[arg-type]
+        runtime, spark = next((r, c) for r, c in enabled_runtimes(self.config) if r.name == "spark")
+        conf = runtime.session_conf(spark, info.head_ip)  # type: ignore[attr-defined]  # the metastore's, looked up now
+        return spark_session(master, app_name or self.name, auth_secret=secret, conf=conf, **options)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Close this object's SSH connections (the cluster keeps running)."""

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from ...errors import ConfigError
+from ...paths import NAME_PATTERN
+
+if TYPE_CHECKING:
+    from ...discovery import DiscoveryScope
 
 SECTION = "runtime.spark"
 MAX_MEMORY_MIB = 16 * 1024 * 1024  # 16 TiB
@@ -72,12 +84,27 @@ class SparkConfig(BaseModel):
     conf: dict[ConfKey, ConfValue] = Field(default_factory=dict, max_length=256)
     # A class-data-sharing archive per daemon (built once per machine in setup) starts the JVMs ~3x faster.
     class_data_sharing: bool = True
+    # A Hive metastore on the head (published to the workspace as `hive-metastore`): tables saved with
+    # saveAsTable outlive the session and other clusters of the workspace list and read them.
+    metastore: bool = False
+    metastore_port: Port = 9083
+    # Use the Hive metastore that cluster of the workspace publishes (instead of running one).
+    metastore_from: str | None = Field(default=None, pattern=NAME_PATTERN)
+    # Where managed tables' files go: a place every node of every cluster using the metastore reaches.
+    # Default on `virtual`: <state dir>/workspaces/<workspace>/warehouse. An absolute path or a URI.
+    warehouse_dir: str | None = Field(default=None, max_length=4096, pattern=r"^(/|[a-z][a-z0-9+.-]*://)\S")
+
+    _scope: DiscoveryScope | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> SparkConfig:
+        if self.metastore and self.metastore_from:
+            raise ValueError("metastore_from: a cluster that uses another's metastore runs none (metastore: true)")
         head_ports = {"master_port": self.master_port, "master_ui_port": self.master_ui_port}
         if self.history_server:
             head_ports["history_ui_port"] = self.history_ui_port
+        if self.metastore:
+            head_ports["metastore_port"] = self.metastore_port
         seen: dict[int, str] = {}
         for key, port in head_ports.items():
             if port in seen:
@@ -98,6 +125,16 @@ class SparkConfig(BaseModel):
         if self.executor_memory is not None:
             conf["spark.executor.memory"] = f"{self.executor_memory}m"
         return {**conf, **self.conf}
+
+    @property
+    def uses_metastore(self) -> bool:
+        return self.metastore or self.metastore_from is not None
+
+    @property
+    def scope(self) -> DiscoveryScope:
+        if self._scope is None:
+            raise RuntimeError("SparkConfig is not bound to a cluster (use runtimes.enabled_runtimes)")
+        return self._scope
 
 
 def parse_spark_config(section: Mapping[str, Any] | None) -> SparkConfig:

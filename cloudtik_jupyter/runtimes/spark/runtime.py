@@ -6,11 +6,11 @@ import json
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from ...errors import CloudtikError
+from ...errors import CloudtikError, ConfigError
 from ...node.config import ServiceSpec
 from ...providers import tags as T
 from ...records.cluster import ServiceLink
@@ -20,6 +20,9 @@ from . import daemons
 from .auth import properties_file, write_properties
 from .config import SparkConfig, parse_spark_config
 from .prepare import MODULE as PREPARE_MODULE
+
+if TYPE_CHECKING:
+    from ...config.schema import ClusterConfig
 
 
 def _spark(config: BaseModel) -> SparkConfig:
@@ -38,6 +41,21 @@ class SparkRuntime:
     def parse_config(self, section: Mapping[str, Any]) -> SparkConfig:
         return parse_spark_config(section)
 
+    def bind(self, config: BaseModel, cluster: ClusterConfig) -> SparkConfig:
+        """The section, knowing the workspace whose registry `metastore_from` is found in."""
+        from ...discovery import DiscoveryScope
+
+        spark = _spark(config)
+        if spark.metastore and not spark.warehouse_dir and cluster.provider.type != "virtual":
+            raise ConfigError(
+                "runtime.spark.warehouse_dir",
+                f"a metastore on {cluster.provider.type} needs a warehouse every node of every cluster using "
+                "it reaches (a URI Spark's jars can write, or a shared filesystem's absolute path)",
+            )
+        bound = spark.model_copy()
+        bound._scope = DiscoveryScope.of(cluster)
+        return bound
+
     def roles(self, config: BaseModel, kind: str) -> list[str]:
         """The daemons a node of this kind runs."""
         if kind != T.KIND_HEAD:
@@ -50,6 +68,8 @@ class SparkRuntime:
         # then find it made; elsewhere they make their own.
         roles = self.roles(spark, kind) + (["worker"] if kind == T.KIND_HEAD else [])
         command = f"python3 -m {PREPARE_MODULE} --roles {','.join(roles)}"
+        if kind == T.KIND_HEAD and spark.metastore:
+            command += " --metastore"
         return [command if spark.class_data_sharing else f"{command} --no-cds"]
 
     def services(self, config: BaseModel, node: NodeInfo) -> list[ServiceSpec]:
@@ -60,6 +80,10 @@ class SparkRuntime:
         spark = _spark(config)
         if node.secret_file is None:
             raise CloudtikError("Spark runs authenticated: the node's runtime secret file is not known")
+        if spark.metastore_from and node.kind == T.KIND_HEAD:
+            from .metastore import metastore_uri
+
+            metastore_uri(spark, node.head_ip)  # set up only where it is published: else fail, naming the key
         conf = write_properties(node.runtime_dir, node.secret_file)
         install = find_spark()
         if node.kind == T.KIND_HEAD:
@@ -69,6 +93,10 @@ class SparkRuntime:
                 event_log = daemons.event_log_location(spark, node.runtime_dir)
                 jvm = jvm_options(install, spark, "history")
                 specs.append(daemons.history_service(install, spark, node.ip, event_log, jvm, conf=conf))
+            if spark.metastore:
+                from .metastore import metastore_service
+
+                specs.append(metastore_service(install, spark, node.ip, node.runtime_dir))
             return specs
         return [
             daemons.worker_service(
@@ -101,6 +129,15 @@ class SparkRuntime:
         if spark.history_server:
             links.append(ServiceLink("Spark history UI", f"http://{head_ip}:{spark.history_ui_port}", "web"))
         links.append(ServiceLink("Spark master", daemons.master_url(spark, head_ip), "endpoint"))
+        if spark.uses_metastore:
+            from .metastore import metastore_uri
+
+            try:
+                uri = metastore_uri(spark, head_ip)
+            except CloudtikError:
+                uri = None  # the provider cluster is down: nothing to link to
+            if uri is not None:
+                links.append(ServiceLink("Hive metastore", uri, "endpoint"))
         return links
 
     def worker_links(self, config: BaseModel, worker_ip: str) -> list[ServiceLink]:
@@ -113,13 +150,32 @@ class SparkRuntime:
         spark = _spark(config)
         if kind == T.KIND_HEAD:
             ports = {"master_port": spark.master_port, "master_ui_port": spark.master_ui_port}
-            return ports | ({"history_ui_port": spark.history_ui_port} if spark.history_server else {})
+            ports |= {"history_ui_port": spark.history_ui_port} if spark.history_server else {}
+            return ports | ({"metastore_port": spark.metastore_port} if spark.metastore else {})
         worker = {"worker_ui_port": spark.worker_ui_port}
         return worker | ({"worker_port": spark.worker_port} if spark.worker_port else {})
 
     def published(self, config: BaseModel, head_ip: str) -> list[PublishedEndpoint]:
+        from .metastore import KIND as METASTORE
+        from .metastore import PROTOCOL
+
         spark = _spark(config)
-        return [PublishedEndpoint("spark-master", "spark-master", spark.master_port, "spark")]
+        published = [PublishedEndpoint("spark-master", "spark-master", spark.master_port, "spark")]
+        if spark.metastore:
+            published.append(PublishedEndpoint(METASTORE, METASTORE, spark.metastore_port, PROTOCOL))
+        return published
+
+    def consumes(self, config: BaseModel) -> list[str]:
+        spark = _spark(config)
+        return [spark.metastore_from] if spark.metastore_from else []
+
+    def session_conf(self, config: BaseModel, head_ip: str) -> dict[str, str]:
+        """Properties every application of the cluster starts with: the config's, and the metastore's
+        (looked up now: a provider cluster whose head was replaced is found at its new address)."""
+        from .metastore import catalog_conf
+
+        spark = _spark(config)
+        return {**catalog_conf(spark, head_ip), **spark.app_conf()}
 
     def submit_argv(
         self,
@@ -140,7 +196,7 @@ class SparkRuntime:
         if runtime_dir is not None and spark.history_server:
             uri, _ = daemons.event_log_location(spark, runtime_dir)
             conf |= {"spark.eventLog.enabled": "true", "spark.eventLog.dir": uri}
-        conf |= spark.app_conf()
+        conf |= self.session_conf(spark, head_ip)
         # SPARK_LOCAL_IP keeps the driver's own UI off 0.0.0.0; the properties file holds the key (auth.py).
         argv = [
             "env",
