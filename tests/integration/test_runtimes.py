@@ -1,5 +1,6 @@
-"""Dask, MLflow and Spark combined on ONE virtual cluster (shared by this module's tests), and service
-discovery: a second cluster of the workspace consumes the first one's MLflow tracking server by name.
+"""Dask, MLflow and Spark (with a Hive metastore) combined on ONE virtual cluster (shared by this module's
+tests), and service discovery: a second cluster of the workspace consumes the first one's MLflow tracking
+server and Hive metastore by name.
 
 Order matters: the last test replaces the provider cluster's head.
 """
@@ -20,6 +21,7 @@ import pytest
 from cloudtik_jupyter import paths
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.providers.virtual import state
+from cloudtik_jupyter.runtimes.spark.session import stop_spark
 from cloudtik_jupyter.waiting import wait_for_sync
 from tests.cli_process import cli
 from tests.virtual_nodes import teardown_virtual
@@ -28,6 +30,15 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST = {"controller_interval": 0.5, "heartbeat_interval": 0.5, "heartbeat_timeout": 5.0}
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 WORKER_MEMORY = 768 * 2**20
+SAVE_TABLE = (  # a Spark job: saves a table named by its argument (amounts sum to 150), lists the tables
+    "import sys\n"
+    "from pyspark.sql import SparkSession\n"
+    "spark = SparkSession.builder.getOrCreate()\n"
+    "rows = [(i, i * 10) for i in range(6)]\n"
+    "spark.createDataFrame(rows, 'id INT, amount INT').write.saveAsTable(sys.argv[1])\n"
+    "print('TABLES', sorted(t.name for t in spark.catalog.listTables()))\n"
+    "spark.stop()\n"
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +60,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def lab(home: Path) -> Iterator[Cluster]:
-    """Spark, Dask and MLflow on one head and two workers (2 CPUs, 768 MiB each)."""
+    """Spark (with a Hive metastore), Dask and MLflow on one head and two workers (2 CPUs, 768 MiB each)."""
     cluster = Cluster(
         {
             "from": "virtual-small",
@@ -57,7 +68,10 @@ def lab(home: Path) -> Iterator[Cluster]:
             "available_node_types": {
                 "worker": {"min_workers": 2, "max_workers": 2, "resources": {"CPU": 2, "memory": WORKER_MEMORY}}
             },
-            "runtime": {"types": ["spark", "dask", "mlflow"], "spark": {"history_server": False, "executor_memory": "512m"}},
+            "runtime": {
+                "types": ["spark", "dask", "mlflow"],
+                "spark": {"history_server": False, "executor_memory": "512m", "metastore": True},
+            },
             "head": FAST,
         }
     )
@@ -99,6 +113,7 @@ def test_links_ports_and_dask_workers_sized_from_node_resources(lab: Cluster) ->
     assert links["Dask dashboard"] == f"http://{head}:8787/status"
     assert links["MLflow UI"] == links["MLflow tracking"] == lab.mlflow_tracking_uri() == f"http://{head}:5000"
     assert links["Spark master"] == f"spark://{head}:7077"
+    assert links["Hive metastore"] == f"thrift://{head}:9083"
     with urllib.request.urlopen(links["Dask dashboard"], timeout=10) as r:  # the dashboard answers
         assert r.status == 200
 
@@ -174,12 +189,24 @@ def test_spark_executor_on_a_worker_logs_to_the_same_tracking_server(lab: Cluste
     assert run.data.params["node"] in lab.worker_ips()
 
 
+def test_a_table_a_cli_job_saves_is_in_the_metastore_and_the_workspace_warehouse(
+    lab: Cluster, home: Path, tmp_path: Path
+) -> None:
+    job = tmp_path / "save.py"
+    job.write_text(SAVE_TABLE)
+    result = cli(home, "submit", "--runtime", "spark", "lab", str(job), "sales")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "TABLES ['sales']" in result.stdout
+    assert list((home / "workspaces" / "default" / "warehouse" / "sales").glob("*.parquet"))
+
+
 def test_killed_services_are_restarted_and_reported_in_heartbeats(lab: Cluster) -> None:
     head = lab.status().head
     assert head is not None
     worker = lab.status().workers[0]
     before = agent_services(lab, head.node_id)
     os.kill(before["mlflow-server"], signal.SIGKILL)
+    os.kill(before["hive-metastore"], signal.SIGKILL)
     dask_pid = agent_services(lab, worker.node_id)["dask-worker"]
     os.kill(dask_pid, signal.SIGKILL)
 
@@ -189,12 +216,15 @@ def test_killed_services_are_restarted_and_reported_in_heartbeats(lab: Cluster) 
 
     def restarted() -> bool:
         rows = lab._sync(health())
-        return rows[head.node_id]["mlflow-server"] == ("running", 1) and rows[worker.node_id]["dask-worker"] == (
-            "running",
-            1,
+        on_head = rows[head.node_id]
+        return (
+            on_head["mlflow-server"] == on_head["hive-metastore"] == ("running", 1)
+            and rows[worker.node_id]["dask-worker"] == ("running", 1)
         )
 
-    wait_for_sync(restarted, timeout=120, what="mlflow-server and dask-worker restarted and reported running")
+    wait_for_sync(
+        restarted, timeout=180, what="mlflow-server, hive-metastore and dask-worker restarted and reported running"
+    )
     wait_for_sync(lambda: len(dask_workers(lab)) == 2, timeout=60, what="the restarted Dask worker to rejoin")
     assert mlflow_runs(lab.mlflow_tracking_uri())  # the same database after the restart
 
@@ -222,9 +252,11 @@ def test_workspace_lists_published_services_and_another_cluster_consumes_them(
     head = lab.info().head_ip
     assert f"lab           mlflow-tracking   mlflow-tracking   http://{head}:5000" in shown.stdout
     assert f"dask-scheduler    dask-scheduler    tcp://{head}:8786" in shown.stdout
+    assert f"hive-metastore    hive-metastore    thrift://{head}:9083" in shown.stdout
 
     # The consumer runs Dask: its workers are long-lived processes that got the tracking URI when they
-    # started, the case a lookup at each use (submit, the notebook helpers) does not cover.
+    # started, the case a lookup at each use (submit, the notebook helpers) does not cover. It runs Spark
+    # on lab's Hive metastore too (its worker's 768 MiB take one 512 MiB executor).
     consumer = Cluster(
         {
             "from": "virtual-small",
@@ -232,7 +264,11 @@ def test_workspace_lists_published_services_and_another_cluster_consumes_them(
             "available_node_types": {
                 "worker": {"min_workers": 1, "max_workers": 1, "resources": {"CPU": 1, "memory": WORKER_MEMORY}}
             },
-            "runtime": {"types": ["dask", "mlflow"], "mlflow": {"from_cluster": "lab"}},
+            "runtime": {
+                "types": ["dask", "mlflow", "spark"],
+                "mlflow": {"from_cluster": "lab"},
+                "spark": {"metastore_from": "lab", "history_server": False, "executor_memory": "512m"},
+            },
             "head": {**FAST, "discovery_interval": 0.5},
         }
     ).up()
@@ -247,7 +283,18 @@ def test_workspace_lists_published_services_and_another_cluster_consumes_them(
         assert consumer.mlflow_tracking_uri() == lab.mlflow_tracking_uri()
         assert _worker_tracking_uris(consumer) == {lab.mlflow_tracking_uri()}
         trainer = [d for d in _published() if d.cluster == "trainer"]
-        assert [s.kind for d in trainer for s in d.services] == ["dask-scheduler"]  # no tracking server
+        # No tracking server, no metastore of its own.
+        assert sorted(s.kind for d in trainer for s in d.services) == ["dask-scheduler", "spark-master"]
+        assert _links(consumer)["Hive metastore"] == _links(lab)["Hive metastore"]
+
+        # A notebook session on the consumer (what `%%cloudtik sql` uses) lists and reads lab's table,
+        # saved before lab's metastore was killed and restarted.
+        session = consumer.spark_session("reader")
+        try:
+            assert [r.tableName for r in session.sql("show tables").collect()] == ["sales"]
+            assert session.table("sales").agg({"amount": "sum"}).first()[0] == 150
+        finally:
+            stop_spark(session)
         job = tmp_path / "log.py"
         job.write_text(
             "import mlflow\n"
@@ -271,6 +318,23 @@ def test_workspace_lists_published_services_and_another_cluster_consumes_them(
         new_uri = lab.mlflow_tracking_uri()
         assert new_uri != f"http://{old.internal_ip}:5000"
         assert consumer.mlflow_tracking_uri() == new_uri
+        assert _links(consumer)["Hive metastore"] == _links(lab)["Hive metastore"] == f"thrift://{lab.info().head_ip}:9083"
+        # The new head's metastore is a new catalog (Derby on the head's disk): a table saved there now is
+        # listed and read by the consumer's next job, which looks the metastore up when it is submitted.
+        (tmp_path / "save.py").write_text(SAVE_TABLE)
+        saved = cli(home, "submit", "--runtime", "spark", "lab", str(tmp_path / "save.py"), "after")
+        assert saved.returncode == 0, saved.stdout[-3000:] + saved.stderr[-3000:]
+        read = tmp_path / "read.py"
+        read.write_text(
+            "from pyspark.sql import SparkSession\n"
+            "spark = SparkSession.builder.getOrCreate()\n"
+            "print('TABLES', sorted(t.name for t in spark.catalog.listTables()))\n"
+            "print('SUM', spark.table('after').agg({'amount': 'sum'}).first()[0])\n"
+            "spark.stop()\n"
+        )
+        result = cli(home, "submit", "--runtime", "spark", "trainer", str(read))
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "TABLES ['after']" in result.stdout and "SUM 150" in result.stdout
         result = cli(home, "submit", "--runtime", "mlflow", "trainer", str(job))
         assert result.returncode == 0, result.stdout + result.stderr
         assert any(r.info.run_name == "from-trainer" for r in mlflow_runs(new_uri))
@@ -293,6 +357,10 @@ def test_workspace_lists_published_services_and_another_cluster_consumes_them(
     assert not any(d.cluster == "trainer" for d in _published())
 
 
+def _links(cluster: Cluster) -> dict[str, str]:
+    return {link.name: link.url for link in cluster.info().links}
+
+
 def _worker_tracking_uris(cluster: Cluster) -> set[str]:
     """MLFLOW_TRACKING_URI as the cluster's Dask workers see it; empty while its scheduler restarts."""
     try:
@@ -313,23 +381,25 @@ def _published() -> list[Any]:
     return Workspace("default").services()
 
 
-def test_consumer_of_a_cluster_that_publishes_nothing_fails_setup_with_the_key(home: Path) -> None:
-    result = cli(
-        home,
-        "up",
-        "-y",
-        str(_write(home.parent / "orphan.yaml", "ghost")),
-    )
+@pytest.mark.parametrize(
+    ("runtime", "key"),
+    [("{types: [mlflow], mlflow: {from_cluster: ghost}}", "runtime.mlflow.from_cluster"),
+     ("{types: [spark], spark: {metastore_from: ghost, history_server: false}}", "runtime.spark.metastore_from")],
+)
+def test_consumer_of_a_cluster_that_publishes_nothing_fails_setup_with_the_key(
+    home: Path, runtime: str, key: str
+) -> None:
+    result = cli(home, "up", "-y", str(_write(home.parent / "orphan.yaml", runtime)))
     assert result.returncode == 1
-    assert "runtime.mlflow.from_cluster: cluster 'ghost' publishes no services" in result.stderr
+    assert f"{key}: cluster 'ghost' publishes no services" in result.stderr
     cli(home, "down", "-y", "orphan")
 
 
-def _write(path: Path, provider_cluster: str) -> Path:
+def _write(path: Path, runtime: str) -> Path:
     path.write_text(
         "from: virtual-small\n"
         "cluster_name: orphan\n"
         "available_node_types: {worker: {min_workers: 0}}\n"
-        f"runtime: {{types: [mlflow], mlflow: {{from_cluster: {provider_cluster}}}}}\n"
+        f"runtime: {runtime}\n"
     )
     return path
