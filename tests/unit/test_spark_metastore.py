@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cloudtik_jupyter.config import load_config
 from cloudtik_jupyter.discovery.registry import publish, withdraw
@@ -173,3 +175,46 @@ def test_the_launcher_compiles_once_with_janino_into_a_cache_keyed_by_its_source
     with pytest.raises(CloudtikError, match="compiling the Hive metastore launcher failed"):
         launcher.build_launcher(install, tmp_path)
     assert not launcher.launcher_ready(install, tmp_path)
+
+
+# A provider's life seen by a consumer: up with a metastore (at some address), up without one, down.
+_EVENTS = st.lists(
+    st.one_of(
+        st.tuples(st.just("up"), st.integers(min_value=1, max_value=250)),
+        st.tuples(st.just("up-without-metastore"), st.integers(min_value=1, max_value=250)),
+        st.tuples(st.just("down"), st.just(0)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=_EVENTS)
+def test_a_consumer_always_uses_where_the_provider_is_now_or_says_why_not(
+    tmp_path: Path, events: list[tuple[str, int]]
+) -> None:
+    """Invariants over any sequence: each use resolves the last publication (never a stale address); a
+    provider without a metastore or down gives one error naming the key; the consumer's own services never
+    change (nothing of it restarts when the provider moves)."""
+    runtime, spark = spark_of(cluster("trainer", {"metastore_from": "lab"}))
+    with_metastore, without = cluster("lab", {"metastore": True}), cluster("lab", {})
+    services = [s.model_dump() for s in runtime.services(spark, node("worker", tmp_path))]
+    withdraw(with_metastore)
+    current: str | None = None  # the metastore the consumer must use now; None: none published
+    for kind, last in events:
+        if kind == "down":
+            withdraw(with_metastore)
+            current = None
+        else:
+            address = f"127.61.0.{last}"
+            publish(with_metastore if kind == "up" else without, address)
+            current = f"thrift://{address}:9083" if kind == "up" else None
+        if current is None:
+            with pytest.raises(CloudtikError, match=r"^runtime\.spark\.metastore_from: cluster 'lab' publishes no "):
+                runtime.session_conf(spark, HEAD)
+            assert "Hive metastore" not in {link.name for link in runtime.links(spark, HEAD)}
+        else:
+            assert runtime.session_conf(spark, HEAD)["spark.hadoop.hive.metastore.uris"] == current
+            assert {link.name: link.url for link in runtime.links(spark, HEAD)}["Hive metastore"] == current
+        assert [s.model_dump() for s in runtime.services(spark, node("worker", tmp_path))] == services
+    withdraw(with_metastore)
