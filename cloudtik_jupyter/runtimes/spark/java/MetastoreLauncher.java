@@ -2,7 +2,7 @@
 //
 // Hive 2.3's own main (HiveMetaStore) binds every interface; this builds the same handler and serves it on
 // HOST only. Its configuration (backend database, warehouse) comes from -D system properties, which
-// HiveConf reads. Compiled on each machine by Janino from pyspark's jars (metastore.py): write Java 5 style.
+// HiveConf reads. Compiled on each machine by Janino from pyspark's jars (launcher.py): write Java 5 style.
 package cloudtik;
 
 import java.net.InetAddress;
