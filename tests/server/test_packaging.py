@@ -36,6 +36,8 @@ def test_wheel_installs_an_enabled_labextension_and_server_extension(tmp_path: P
     data = next(n.split("/")[0] for n in names if ".data/" in n)
     assert f"{data}/data/share/jupyter/labextensions/cloudtik-jupyter/package.json" in names
     assert f"{data}/data/etc/jupyter/jupyter_server_config.d/cloudtik_jupyter.json" in names
+    # The Hive metastore's launcher is compiled from its source on each head (setup): it must ship.
+    assert "cloudtik_jupyter/runtimes/spark/java/MetastoreLauncher.java" in names
 
     # What `pip install` does with the wheel's data files, without touching this environment (pip's
     # --prefix would uninstall the package under test from it).
