@@ -1,8 +1,9 @@
 """The cluster controller: ``python -m cloudtik_jupyter.head.controller CONFIG`` (a service of the head's agent).
 
 Each tick it reads the provider's node list (a periodic tick of a settled cluster reuses the last one, see
-`Controller._listing`) and the state store, asks `policy.decide` what to do, and does it: launch workers (sequence ids from the store), set them up in the background with the same updater the
-client uses, recover or retire unhealthy ones, honour scale requests and the idle timeout. It wakes at once
+`Controller._listing`) and the state store, asks `policy.decide` what to do, and does it: launch workers
+(sequence ids from the store), set them up in the background with the same updater the client uses,
+recover or retire unhealthy ones, honour scale requests and the idle timeout. It wakes at once
 on a scale request, a removed node, a node falling silent (silence.py) or when a setup finishes, and every
 `head.controller_interval` otherwise. The node table it mirrors is what every view reads. All its state
 is in the store and in provider tags, so a restarted controller carries on where it stopped.
@@ -243,12 +244,12 @@ class Controller:
     async def _listing(self, relist: bool) -> tuple[list[NodeRef], bool]:
         """The provider's nodes, and whether they are the last tick's listing reused.
 
-        Reused only when nothing could have changed it unseen: the last tick found every worker settled, the
-        head up-to-date, and did nothing; nothing woke this one (a scale request, a removed node, a finished setup, a node
-        falling silent all wake the loop), no node is silent now, and no full reconcile is due. Whatever
-        else changes a listing (a node terminated from outside stops heartbeating first) is seen by the
-        full reconcile every FULL_RECONCILE seconds. On a cloud that is one listing call saved per
-        periodic tick; at 10,000 nodes most of a quiet tick (benchmarks/bench_controller.py)."""
+        Reused only when nothing could have changed it unseen: the last tick found every worker settled and
+        the head up-to-date, and did nothing; nothing woke this one (a scale request, a removed node, a
+        finished setup and a node falling silent all wake the loop); no node is silent now; and no full
+        reconcile is due. Whatever else changes a listing (a node terminated from outside stops heartbeating
+        first) is seen by the full reconcile every FULL_RECONCILE seconds. On a cloud that is one listing
+        call saved per periodic tick; at 10,000 nodes most of a quiet tick (benchmarks/bench_controller.py)."""
         last = self.memory.quiet_listing
         full_due = self.memory.full_at is None or time.monotonic() - self.memory.full_at >= FULL_RECONCILE
         if relist or last is None or full_due or self.silence.suspected:
