@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,7 @@ def time_up(runtime: str, name: str) -> float:
 
 def floor(runtime: str, work: Path) -> float:
     from cloudtik_jupyter.config import load_config
+    from cloudtik_jupyter.records import node_env
     from cloudtik_jupyter.records.node import NodeInfo
     from cloudtik_jupyter.runtimes import enabled_runtimes
     from cloudtik_jupyter.runtimes.secret import ensure_secret
@@ -106,6 +108,7 @@ def floor(runtime: str, work: Path) -> float:
     head, workers = f"{block}.1", [f"{block}.2", f"{block}.3"]
     ((plugin, section),) = enabled_runtimes(load_config(config(runtime, "floor")))
     procs: list[subprocess.Popen[bytes]] = []
+    scratches: list[str] = []
 
     def spawn(ip: str, kind: str) -> None:
         resources = {"CPU": 1.0} if kind == "worker" else {}
@@ -114,11 +117,19 @@ def floor(runtime: str, work: Path) -> float:
             "floor", ip, kind, kind, ip, head, work / ip / "runtime", resources, secret_file=secret
         )
         node.runtime_dir.mkdir(parents=True, exist_ok=True)
-        for spec in plugin.services(section, node):
+        # Each node's own short scratch dir, as a virtual node has (Ray's sessions must not be shared).
+        scratch = tempfile.mkdtemp(prefix="ctj-floor-")
+        scratches.append(scratch)
+        os.environ[node_env.SCRATCH] = scratch
+        try:
+            specs = plugin.services(section, node)
+        finally:
+            del os.environ[node_env.SCRATCH]
+        for spec in specs:
             procs.append(
                 subprocess.Popen(
                     spec.argv,
-                    env={**os.environ, **spec.env, "CLOUDTIK_NODE_IP": ip},
+                    env={**os.environ, **spec.env, "CLOUDTIK_NODE_IP": ip, node_env.SCRATCH: scratch},
                     cwd=spec.cwd or work / ip,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -145,6 +156,8 @@ def floor(runtime: str, work: Path) -> float:
                 with_group(p, 9)
                 p.wait()
         asyncio.run(servers.stop())
+        for scratch in scratches:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def with_group(proc: subprocess.Popen[bytes], sig: int) -> None:
