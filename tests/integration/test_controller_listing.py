@@ -32,7 +32,7 @@ from cloudtik_jupyter.providers import tags as T
 from cloudtik_jupyter.providers.base import ListedNode, NodeAddress, NodeSpec
 from cloudtik_jupyter.waiting import wait_for
 
-from .test_controller_ticks import DictProvider, beat, servers  # noqa: F401  (servers: a fixture)
+from .test_controller_ticks import DictProvider, beat, servers, settled_workers  # noqa: F401  (servers: a fixture)
 from .test_state_store import RedisFixture
 
 pytestmark = pytest.mark.integration
@@ -112,21 +112,7 @@ async def test_ticks_list_exactly_when_something_could_have_changed(
     ctx.config_file.write_text(dump_config(config))
     worker_hash = plan_for(config, T.KIND_WORKER).launch_hash
     head = add_head(provider, "listing")
-    ids = [
-        provider.create_nodes(
-            NodeSpec("worker"),
-            {
-                T.CLUSTER: "listing",
-                T.NODE_KIND: T.KIND_WORKER,
-                T.NODE_TYPE: "worker",
-                T.NODE_STATUS: T.NodeStatus.UP_TO_DATE.value,
-                T.LAUNCH_HASH: worker_hash,
-                T.NODE_SEQ: str(seq),
-            },
-            1,
-        )[0]
-        for seq in range(2, WORKERS + 2)
-    ]
+    ids = settled_workers(provider, "listing", worker_hash, range(2, WORKERS + 2))
     async with servers.store() as store:
         for node_id in [r.node_id for r in await store.nodes()]:  # the previous example's table
             await store.remove_node(node_id)
@@ -218,21 +204,7 @@ async def test_the_loop_reuses_a_settled_listing_until_something_wakes_it(
     ctx = ClusterContext(config, provider=provider, state_dir=tmp_path)  # type: ignore[arg-type]
     ctx.config_file.write_text(dump_config(config))
     worker_hash = plan_for(config, T.KIND_WORKER).launch_hash
-    ids = [
-        provider.create_nodes(
-            NodeSpec("worker"),
-            {
-                T.CLUSTER: "loop",
-                T.NODE_KIND: T.KIND_WORKER,
-                T.NODE_TYPE: "worker",
-                T.NODE_STATUS: T.NodeStatus.UP_TO_DATE.value,
-                T.LAUNCH_HASH: worker_hash,
-                T.NODE_SEQ: str(seq),
-            },
-            1,
-        )[0]
-        for seq in range(2, 5)
-    ]
+    ids = settled_workers(provider, "loop", worker_hash, range(2, 5))
     add_head(provider, "loop")
     async with servers.store() as store:
         await store.set_desired({"worker": 3})

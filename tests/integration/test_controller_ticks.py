@@ -75,6 +75,18 @@ class DictProvider:
         return self.addresses[node_id]
 
 
+def settled_workers(provider: DictProvider, cluster: str, worker_hash: str, seqs: range) -> list[str]:
+    """Up-to-date workers of the current config, one per sequence id: what a settled cluster lists."""
+    tags = {
+        T.CLUSTER: cluster,
+        T.NODE_KIND: T.KIND_WORKER,
+        T.NODE_TYPE: "worker",
+        T.NODE_STATUS: T.NodeStatus.UP_TO_DATE.value,
+        T.LAUNCH_HASH: worker_hash,
+    }
+    return [provider.create_nodes(NodeSpec("worker"), {**tags, T.NODE_SEQ: str(seq)}, 1)[0] for seq in seqs]
+
+
 async def beat(store: StateStore, ids: Sequence[str], ago: float = 0.0) -> None:
     busy = (ProcessRecord("spark-worker", 1000, ProcessStatus.RUNNING, cpu_percent=50.0),)
     await store.heartbeats([Heartbeat(i, busy, time=time.time() - ago) for i in ids])
@@ -96,21 +108,7 @@ async def test_incremental_ticks_count_settled_workers_and_still_act(
     ctx = ClusterContext(config, provider=provider, state_dir=tmp_path)  # type: ignore[arg-type]
     ctx.config_file.write_text(dump_config(config))
     worker_hash = plan_for(config, T.KIND_WORKER).launch_hash
-    ids = [
-        provider.create_nodes(
-            NodeSpec("worker"),
-            {
-                T.CLUSTER: "ticks",
-                T.NODE_KIND: T.KIND_WORKER,
-                T.NODE_TYPE: "worker",
-                T.NODE_STATUS: T.NodeStatus.UP_TO_DATE.value,
-                T.LAUNCH_HASH: worker_hash,
-                T.NODE_SEQ: str(seq),
-            },
-            1,
-        )[0]
-        for seq in range(2, WORKERS + 2)
-    ]
+    ids = settled_workers(provider, "ticks", worker_hash, range(2, WORKERS + 2))
     async with servers.store() as store:
         await store.set_desired({"worker": WORKERS})
         controller = Controller(config, ctx, store, tmp_path)
