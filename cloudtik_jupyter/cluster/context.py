@@ -177,9 +177,13 @@ class ClusterContext:
 
     async def nodes(self, **tag_filter: str) -> list[NodeRef]:
         """Live nodes of this cluster (optionally filtered), ordered head first then by seq id."""
+        return sorted(await self.nodes_unordered(**tag_filter), key=_head_first_then_seq)
+
+    async def nodes_unordered(self, **tag_filter: str) -> list[NodeRef]:
+        """`nodes` in the provider's order: for the controller, which orders only what it chooses from
+        (10,000 sort keys fewer per tick)."""
         # One provider call whatever the cluster's size: no per-node follow-up for tags or addresses.
         refs = await asyncio.to_thread(self.provider.list_nodes, self.cluster_tags(**tag_filter))
-        refs = sorted(refs, key=_head_first_then_seq)
         if not tag_filter or tag_filter == {T.NODE_KIND: T.KIND_HEAD}:  # a listing that would show the head
             self.remember_head(next((r for r in refs if r.kind == T.KIND_HEAD), None))
         return refs

@@ -15,6 +15,7 @@ changes (of a worker's address, of the head's status as a client sets it up agai
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -242,3 +243,64 @@ async def test_the_loop_reuses_a_settled_listing_until_something_wakes_it(
             stop.set()
             controller.wake.set()
             await asyncio.wait_for(loop, timeout=10)
+
+
+class CollectorWatchingProvider(CountingProvider):
+    """Notes whether the cyclic collector was on while the controller listed it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collector_on: list[bool] = []
+
+    def list_nodes(self, tags: Mapping[str, str]) -> list[ListedNode]:
+        self.collector_on.append(gc.isenabled())
+        return super().list_nodes(tags)
+
+
+async def test_a_tick_runs_without_the_cyclic_collector_and_gives_it_back(
+    servers: RedisFixture,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """At 10,000 nodes a listing's records pushed the collector into a ~20 ms full pass in most ticks; a
+    tick pauses it and turns it back on after (also when the tick fails), and leaves a pause it did not
+    start alone."""
+    config = load_config(
+        {
+            "cluster_name": "gc",
+            "provider": {"type": "virtual"},
+            "head_node_type": "head",
+            "available_node_types": {"head": {}, "worker": {"min_workers": 0, "max_workers": 4}},
+            "idle_timeout_minutes": 0,
+        }
+    )
+    provider = CollectorWatchingProvider()
+    ctx = ClusterContext(config, provider=provider, state_dir=tmp_path)  # type: ignore[arg-type]
+    ctx.config_file.write_text(dump_config(config))
+    ids = settled_workers(provider, "gc", plan_for(config, T.KIND_WORKER).launch_hash, range(2, 4))
+    add_head(provider, "gc")
+    assert gc.isenabled()
+    async with servers.store() as store:
+        await store.set_desired({"worker": 2})
+        await beat(store, ids)
+        controller = Controller(config, ctx, store, tmp_path)
+        without_launching(controller)
+        await controller.tick()
+        assert provider.collector_on == [False], "the listing ran with the collector on"
+        assert gc.isenabled(), "the tick left the collector off"
+
+        def broken(tags: Mapping[str, str]) -> list[ListedNode]:
+            raise OSError("the cloud is down")
+
+        provider.list_nodes = broken  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            await controller.tick()
+        assert gc.isenabled(), "a failed tick left the collector off"
+
+        del provider.list_nodes  # the class's again
+        gc.disable()  # somebody else's pause
+        try:
+            await controller.tick()
+            assert not gc.isenabled(), "the tick ended a pause it did not start"
+        finally:
+            gc.enable()
+        assert provider.collector_on == [False, False]
