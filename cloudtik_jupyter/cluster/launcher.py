@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .. import paths
+from ..concurrency import gather_bounded
 from ..errors import CloudtikError, ConfigError
 from ..head.identity import IDENTITY_FILE, HeadIdentity, recovered_identity
 from ..providers import tags as T
@@ -31,16 +32,17 @@ from .progress import ProgressEvent, ProgressSink, ignore_progress
 from .updater import needs_update, plan_for, update_node
 
 HEAD_SEQ = 1
+LAUNCH_CONCURRENCY = 16  # provider calls at a time, whatever the count asked for
 WAIT_FOR_WORKERS_SECONDS = 900.0
 HEAD_REPAIR_TIMEOUT = 60.0
 
 
-def node_spec(ctx: ClusterContext, node_type: str) -> NodeSpec:
+def node_spec(ctx: ClusterContext, node_type: str, authorized_keys: str | None = None) -> NodeSpec:
     return NodeSpec(
         node_type=node_type,
         node_config=ctx.config.available_node_types[node_type].node_config,
         ssh_user=ctx.config.auth.ssh_user,
-        ssh_public_key=ctx.authorized_keys(),
+        ssh_public_key=ctx.authorized_keys() if authorized_keys is None else authorized_keys,
     )
 
 
@@ -57,9 +59,15 @@ def launch_tags(ctx: ClusterContext, node_type: str, kind: str, seq: int) -> dic
 
 
 async def launch_node(
-    ctx: ClusterContext, node_type: str, kind: str, seq: int, extra: Mapping[str, str] | None = None
+    ctx: ClusterContext,
+    node_type: str,
+    kind: str,
+    seq: int,
+    extra: Mapping[str, str] | None = None,
+    *,
+    authorized_keys: str | None = None,
 ) -> str:
-    spec = node_spec(ctx, node_type)
+    spec = node_spec(ctx, node_type, authorized_keys)
     tags = {**launch_tags(ctx, node_type, kind, seq), **(extra or {})}
     (node_id,) = await asyncio.to_thread(ctx.provider.create_nodes, spec, tags, 1)
     return node_id
@@ -84,13 +92,56 @@ def head_node_files(ctx: ClusterContext) -> dict[str, Path]:
     return files
 
 
+def first_workers(ctx: ClusterContext) -> list[tuple[str, int]]:
+    """(node type, seq id) of the workers a brand-new cluster starts with (each type's `min_workers`),
+    seq ids after the head's: what its controller's first tick would launch. Empty for a cluster this
+    machine has a head identity record of (a new head of a known cluster: its controller decides)."""
+    if (ctx.dir / IDENTITY_FILE).exists():
+        return []
+    types = [t for t, nt in ctx.config.worker_types().items() for _ in range(nt.min_workers)]
+    return [(t, HEAD_SEQ + i) for i, t in enumerate(types, start=1)]
+
+
+async def launch_head(ctx: ClusterContext, workers: list[tuple[str, int]]) -> None:
+    """The head, and `workers` beside it, not after it: their machines boot while the head is set up, and
+    the head's controller sets them up on its first tick (launched, never set up: as after a controller
+    restart). A failed launch starts no more and raises once the others in flight have returned."""
+    from ..ssh.keys import ensure_keypair
+
+    # A worker accepts what a worker the controller launches accepts: the head's key (the client keeps it,
+    # and uploads it with the head's setup) and the client's.
+    keys = "\n".join([ensure_keypair(ctx.dir / HEAD_KEY_FILE), ctx.public_key()]) if workers else None
+    launches = [(ctx.config.head_node_type, T.KIND_HEAD, HEAD_SEQ)]
+    launches += [(node_type, T.KIND_WORKER, seq) for node_type, seq in workers]
+
+    async def one(launch: tuple[str, str, int]) -> str:
+        node_type, kind, seq = launch
+        return await launch_node(
+            ctx, node_type, kind, seq, authorized_keys=keys if kind == T.KIND_WORKER else None
+        )
+
+    await gather_bounded(one, launches, LAUNCH_CONCURRENCY, keep_going=False)
+
+
+async def launch_missing_head(ctx: ClusterContext, progress: ProgressSink = ignore_progress) -> None:
+    """The head of a cluster that has none; for a brand-new cluster (no node at all) its first workers
+    beside it. A cluster with nodes left (a lost head's workers, launches of an `up` that failed) gets its
+    head only: its controller takes them on."""
+    workers = first_workers(ctx) if not await ctx.nodes() else []
+    if workers:
+        progress(
+            ProgressEvent("launch", f"launching {len(workers)} worker(s) beside the head", node_kind="worker")
+        )
+    await launch_head(ctx, workers)
+
+
 async def ensure_head(ctx: ClusterContext, progress: ProgressSink = ignore_progress) -> NodeRef:
     head = await ctx.head()
     if head is None:
         progress(
             ProgressEvent("launch", f"launching the head ({ctx.config.head_node_type})", node_kind="head")
         )
-        await launch_node(ctx, ctx.config.head_node_type, T.KIND_HEAD, HEAD_SEQ)
+        await launch_missing_head(ctx, progress)
         head = await ctx.head()
         assert head is not None, "provider lost the head it just created"
     if needs_update(head, plan_for(ctx.config, T.KIND_HEAD)):

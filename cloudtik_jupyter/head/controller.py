@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from .. import paths
 from ..cluster.context import ClusterContext, NodeRef
-from ..cluster.launcher import launch_node
+from ..cluster.launcher import LAUNCH_CONCURRENCY, launch_node
 from ..cluster.readmodel import node_record
 from ..cluster.updater import plan_for, update_node
 from ..concurrency import gather_bounded
@@ -57,7 +57,6 @@ log = logging.getLogger("cloudtik.controller")
 
 ADOPT_TIMEOUT = 60.0  # restarting the agent of a worker set up under a previous head
 SETUP_SSH_WAIT = 120.0  # a new worker's SSH may take this long to come up (cloud VMs boot slowly)
-LAUNCH_CONCURRENCY = 16  # provider calls at a time, whatever the count asked for
 UPDATE_CONCURRENCY = 32  # workers being set up (SSH sessions from the head) at a time
 # Ticks in between view only workers that are not settled (Observations.split): the same decisions, checked
 # by tests/unit/test_incremental_tick.py; a full view now and then costs little and guards the shortcut.

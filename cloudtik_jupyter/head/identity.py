@@ -117,11 +117,14 @@ def recovered_identity(client: HeadIdentity | None, node_tags: Iterable[Mapping[
 async def restore_identity(store: StateStore, record: Path, workers: list[NodeRef]) -> str | None:
     """On a controller's start: raise the seq counter to the high-water mark and seed the desired counts
     into a store that has none. Returns what it restored, to log, or None if the store already knew."""
-    known = recovered_identity(HeadIdentity.load(record), [w.tags for w in workers])
+    client = HeadIdentity.load(record)
+    known = recovered_identity(client, [w.tags for w in workers])
     before = await store.seq_counter()
     counter = await store.ensure_seq_at_least(known.seq_hwm)
     seeded = bool(known.desired) and await store.seed_desired(known.desired, known.desired_version)
-    if not seeded and (counter == before or known.seq_hwm <= 1):
+    # Brand-new: no record, and no worker was ever set up by a head (those `up` launched beside this one).
+    new = client is None and not any(T.HEAD_ID in w.tags for w in workers)
+    if not seeded and (counter == before or known.seq_hwm <= 1 or new):
         return None  # the store knew it all, or a brand-new cluster
     if seeded:
         requests = "desired " + ", ".join(f"{t}: {n}" for t, n in sorted(known.desired.items()))
