@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 
 from ..state.records import NodeActivity
+from .process_table import ProcessTable
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,24 @@ SAMPLE_INTERVAL = 2.0
 BusyHook = Callable[[], "bool | None"]
 
 
-def _tree(pid: int) -> list[psutil.Process]:
-    with contextlib.suppress(psutil.Error):
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    return []
+def _tree(table: ProcessTable, pid: int) -> list[psutil.Process]:
+    """`pid` first, then its descendants; empty when `pid` is gone."""
+    try:
+        members = [psutil.Process(pid)]
+    except psutil.Error:
+        return []
+    for child in table.descendants(pid):
+        with contextlib.suppress(psutil.Error):  # gone since the table was read
+            members.append(psutil.Process(child))
+    return members
 
 
 class ActivitySampler:
     """Samples the node's activity; psutil's cpu_percent needs the same `Process` objects between calls."""
 
-    def __init__(self, busy_hooks: Collection[BusyHook] = ()) -> None:
+    def __init__(self, busy_hooks: Collection[BusyHook] = (), table: ProcessTable | None = None) -> None:
         self._procs: dict[int, psutil.Process] = {}
+        self._table = table or ProcessTable()
         self._hooks = list(busy_hooks)
         self._busy: bool | None = None  # the hooks' last answer
         self._unanswered = 0
@@ -63,7 +70,7 @@ class ActivitySampler:
 
     def _candidates(self) -> list[psutil.Process]:
         if self._root is not None:
-            members = _tree(self._root)
+            members = _tree(self._table, self._root)
             if members:
                 return members[1:]  # the node's own root (its SSH server) is infrastructure
         return [p for p in psutil.process_iter() if _uid(p) == self._uid]
@@ -71,7 +78,7 @@ class ActivitySampler:
     def sample(self, excluded_roots: Collection[int]) -> tuple[float, int]:
         """(CPU % of the node's other processes, shell sessions). `excluded_roots`: the agent, its keeper
         and the services' main processes; their descendants are excluded with them."""
-        excluded = {p.pid for pid in excluded_roots for p in _tree(pid)}
+        excluded = {pid for root in excluded_roots for pid in (root, *self._table.descendants(root))}
         excluded.add(os.getpid())
         cpu, seen = 0.0, {}
         terminals: set[str] = set()

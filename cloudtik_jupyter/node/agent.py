@@ -48,6 +48,7 @@ from .activity import ActivitySampler, BusyHook, runtime_busy_hooks
 from .config import AgentConfig, ServiceSpec, control_socket_path, load_agent_config
 from .control import OPS, AgentClient, ControlReply, ControlRequest, serve
 from .metrics import MetricsSampler
+from .process_table import ProcessTable
 from .processes import load_owned, read_pid_file, save_owned, terminate, write_pid_file
 from .rediscover import changed, runtime_specs
 from .supervisor import Service, ServiceNotice
@@ -70,8 +71,9 @@ class NodeAgent:
         self._endpoints = config.endpoints()
         self._password = password or self._endpoints.read_password(config.redis_password_file)
         self._services: dict[str, Service] = {}
-        self._sampler = MetricsSampler()
-        self._activity = ActivitySampler()  # its runtime hooks: in `run`, once the services spawned
+        table = ProcessTable()  # one read of the process table serves both samplers
+        self._sampler = MetricsSampler(table)
+        self._activity = ActivitySampler(table=table)  # its runtime hooks: in `run`, once the services spawned
         self._notices: deque[ServiceNotice] = deque(maxlen=500)  # kept through a Redis outage
         self._store: StateStore | None = None
         self._registered = False

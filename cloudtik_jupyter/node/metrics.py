@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 
 from ..state.records import NodeMetrics
+from .process_table import ProcessTable
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,9 @@ def machine_id() -> str:
 
 
 class MetricsSampler:
-    def __init__(self) -> None:
+    def __init__(self, table: ProcessTable | None = None) -> None:
         self._procs: dict[int, psutil.Process] = {}
+        self._table = table or ProcessTable()
         self._machine = machine_id()
         psutil.cpu_percent(interval=None)  # first call primes the node-wide counter
 
@@ -64,9 +66,12 @@ class MetricsSampler:
         cpu, rss = 0.0, 0
         try:
             leader = self._cached(psutil.Process(pid))
-            members = [leader, *(self._cached(c) for c in leader.children(recursive=True))]
         except psutil.Error:
             return TreeUsage(0.0, 0)
+        members = [leader]
+        for child in self._table.descendants(pid):
+            with contextlib.suppress(psutil.Error):  # gone since the table was read
+                members.append(self._cached(psutil.Process(child)))
         for proc in members:
             with contextlib.suppress(psutil.Error):
                 cpu += proc.cpu_percent(interval=None)
