@@ -21,8 +21,7 @@ from ..cluster import launcher
 from ..cluster.context import ClusterContext, NodeRef, load_record, record_exists
 from ..cluster.follow import forget_listing, watch_status
 from ..cluster.progress import ProgressSink, ignore_progress
-from ..cluster.readmodel import STORE_ERRORS, cluster_status, reachable_store
-from ..cluster.status import cluster_info
+from ..cluster.readmodel import STORE_ERRORS, cluster_info, cluster_status, reachable_store
 from ..cluster.updater import node_env
 from ..concurrency import gather_bounded
 from ..config.schema import ClusterConfig
@@ -399,12 +398,18 @@ class Cluster(RuntimeHelpers):
     async def _attach(self, node: str | None, command: str | None) -> int:
         from ..ssh.runner import with_env
 
-        nodes, head = await self._select(node, False)
         # A login shell (or the command) with the same CLOUDTIK_* variables as `exec` gives.
         shell = command or 'exec "${SHELL:-/bin/bash}"'  # not -l: a login profile would reset PATH
-        return await self._ctx.runner.attach(
-            self._ctx.target(nodes[0], head), with_env(shell, node_env(self._ctx, nodes[0], head))
-        )
+
+        async def on(n: NodeRef, head: NodeRef) -> int:
+            return await self._ctx.runner.attach(
+                self._ctx.target(n, head), with_env(shell, node_env(self._ctx, n, head))
+            )
+
+        if node is None:  # the head this machine remembers, as `exec`
+            return await self._with_head(lambda head: on(head, head))
+        nodes, head = await self._select(node, False)
+        return await on(nodes[0], head)
 
     def attach(self, *, node: str | None = None, command: str | None = None) -> int:
         """Interactive shell (a pty) on the head or a node; returns its exit status."""

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from ..errors import CloudtikError, HostKeyChanged
 from ..providers import tags as T
-from ..records.cluster import ClusterEvent, ClusterStatus, NodeRow
+from ..records.cluster import ClusterEvent, ClusterInfo, ClusterStatus, NodeRow
 from ..state.desired import DesiredState
 from ..state.records import TERMINATED, NodeMetrics, NodeRecord
 from ..state.store import Series, StateStore
@@ -115,6 +115,20 @@ async def cluster_status(
     if changed:
         return await provider_status(ctx, nodes, problem)
     return await provider_status(ctx, nodes, f"{UNREACHABLE} ({problem}); run `cloudtik up` to repair it")
+
+
+async def cluster_info(ctx: ClusterContext) -> ClusterInfo:
+    """Addresses and service links, from the same read as `status`: the head's store, the provider only
+    when the head is not up or does not answer (no cloud listing per `info` or `head-ip`)."""
+    status = await cluster_status(ctx, events=0)
+    head = next((n for n in status.nodes if n.kind == T.KIND_HEAD), None)
+    return ClusterInfo(
+        name=ctx.name,
+        provider=ctx.config.provider.type,
+        head_ip=(head.external_ip or head.internal_ip) if head else None,
+        worker_ips=[n.internal_ip for n in status.nodes if n.kind == T.KIND_WORKER],
+        links=status.links,
+    )
 
 
 async def store_status(ctx: ClusterContext, head: NodeRef, events: int, listing: Lister) -> ClusterStatus:

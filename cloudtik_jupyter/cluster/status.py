@@ -1,13 +1,12 @@
-"""`info` of a cluster and the pieces of a status the provider alone can fill (the records of
-records/cluster.py); `status` itself is read from the head's store by cluster/readmodel.py."""
+"""The pieces of a status the provider alone can fill (the records of records/cluster.py); `status` and
+`info` themselves are read from the head's store by cluster/readmodel.py."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
 
-from ..providers import tags as T
-from ..records.cluster import ClusterInfo, NodeRow, ServiceLink
+from ..records.cluster import NodeRow, ServiceLink
 from .context import ClusterContext, NodeRef
 
 if TYPE_CHECKING:
@@ -47,15 +46,3 @@ async def service_links(ctx: ClusterContext, head: NodeRef | None) -> list[Servi
 
     ip = head.address.internal_ip
     return [link for runtime, cfg in enabled_runtimes(ctx.config) for link in runtime.links(cfg, ip)]
-
-
-async def cluster_info(ctx: ClusterContext) -> ClusterInfo:
-    nodes = await ctx.nodes()
-    head = next((n for n in nodes if n.kind == T.KIND_HEAD), None)
-    return ClusterInfo(
-        name=ctx.name,
-        provider=ctx.config.provider.type,
-        head_ip=(head.address.external_ip or head.address.internal_ip) if head else None,
-        worker_ips=[n.address.internal_ip for n in nodes if n.kind == T.KIND_WORKER],
-        links=await service_links(ctx, head),
-    )

@@ -32,8 +32,7 @@ from hypothesis import strategies as st
 
 from cloudtik_jupyter import paths
 from cloudtik_jupyter.cluster.context import ClusterContext
-from cloudtik_jupyter.cluster.readmodel import cluster_status
-from cloudtik_jupyter.cluster.status import cluster_info
+from cloudtik_jupyter.cluster.readmodel import cluster_info, cluster_status
 from cloudtik_jupyter.config import load_config
 from cloudtik_jupyter.config.schema import VirtualProviderConfig
 from cloudtik_jupyter.config.workspace import validate_workspace_config

@@ -17,7 +17,7 @@ import pytest
 from cloudtik_jupyter import paths
 from cloudtik_jupyter.api import Cluster
 from cloudtik_jupyter.cluster.context import HOST_KEYS_FILE, KEY_FILE
-from cloudtik_jupyter.errors import CannotConnect, CommandFailed, HostKeyChanged
+from cloudtik_jupyter.errors import CannotConnect, CloudtikError, CommandFailed, HostKeyChanged
 from cloudtik_jupyter.providers import tags as T
 from cloudtik_jupyter.providers.virtual.client import HypervisorClient
 from cloudtik_jupyter.ssh.host_keys import HostKeyStore
@@ -194,7 +194,7 @@ def test_changed_host_key_is_refused(cloudtik_home: Path) -> None:
 def test_head_commands_use_the_remembered_head_and_find_a_replaced_one(
     cloudtik_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """exec/upload/download/submit on the head go to the head this machine last saw (no cloud call);
+    """exec/upload/download/submit/attach on the head go to the head this machine last saw (no cloud call);
     when that head is gone, one listing finds the new one; a head that cannot be reached and is still
     the one the cloud lists fails once, with the reason (not tried twice)."""
     cluster = Cluster(small("remember", workers=0)).up()
@@ -212,6 +212,7 @@ def test_head_commands_use_the_remembered_head_and_find_a_replaced_one(
     cluster.upload(tmp_path / "in.txt", "in.txt")
     cluster.download("in.txt", tmp_path / "back.txt")
     assert (tmp_path / "back.txt").read_text() == "42"
+    assert cluster.attach(command="exit 3") == 3
     assert listings == [], "a command on the remembered head listed the cloud"
 
     # The head dies and another process brings up a new one; this object still remembers the old head.
@@ -237,6 +238,40 @@ def test_head_commands_use_the_remembered_head_and_find_a_replaced_one(
         cluster.exec("true")
     assert len(listings) == 2
     assert Cluster("remember").down() == 0  # nothing left to terminate; the record goes
+
+
+def test_info_and_head_ip_read_the_heads_store_not_the_cloud(
+    cloudtik_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`info`, `head-ip` and `worker-ips` read what `status` reads: the head's store (no cloud listing);
+    the provider only once the head no longer answers, and then they say what it says."""
+    cluster = Cluster(small("addresses", workers=2)).up()
+    provider = cluster._ctx.provider
+    listed = provider.list_nodes({T.CLUSTER: "addresses"})
+    head = next(n for n in listed if n.kind == T.KIND_HEAD)
+    workers = sorted(n.address.internal_ip for n in listed if n.kind == T.KIND_WORKER)
+    listings: list[dict[str, str]] = []
+    real_list = provider.list_nodes
+
+    def counted(tags: Any) -> Any:
+        listings.append(dict(tags))
+        return real_list(tags)
+
+    monkeypatch.setattr(provider, "list_nodes", counted)
+    info = cluster.info()
+    assert info.head_ip == (head.address.external_ip or head.address.internal_ip)
+    assert sorted(info.worker_ips) == sorted(cluster.worker_ips()) == workers
+    assert cluster.head_ip() == info.head_ip
+    assert listings == [], "info / head-ip / worker-ips listed the cloud"
+
+    provider.terminate_nodes([head.node_id])  # the head's machine is gone: its store cannot answer
+    cluster.close()
+    info = cluster.info()
+    assert info.head_ip is None and sorted(info.worker_ips) == workers  # what the cloud still has
+    assert listings, "a head that does not answer must be looked up"
+    with pytest.raises(CloudtikError, match="has no head node"):
+        cluster.head_ip()
+    assert Cluster("addresses").down() == 2
 
 
 def test_cli_end_to_end(cloudtik_home: Path) -> None:
