@@ -221,7 +221,8 @@ def test_up_never_connects_to_an_address_moto_returns(aws: MotoAws, tmp_path: Pa
     (line,) = up.stderr.strip().splitlines()
     assert line.startswith(f"Error: provider.endpoint_url: is set ({aws.endpoint})")
     assert "cloudtik does not connect to them" in line and "`cloudtik down etl`" in line  # not an SSH timeout
-    assert counts(workspace_inventory(c, "analytics")).get("instances") == 1  # the head, never reached
+    # The head and the 2 minimum workers launched beside it; none was ever reached.
+    assert counts(workspace_inventory(c, "analytics")).get("instances") == 3
     assert cli("down", "etl", "--yes").returncode == 0
     assert "instances" not in counts(workspace_inventory(c, "analytics"))
     assert cli("workspace", "delete", "analytics", "--yes").returncode == 0

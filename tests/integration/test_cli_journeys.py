@@ -45,6 +45,7 @@ def test_a_cluster_lifetime_in_the_terminal(cloudtik_home: Path, tmp_path: Path)
     config = write(tmp_path / "journey.yaml", 1)
     up = cloudtik(cloudtik_home, "up", str(config), "--yes", "--no-wait")
     assert up.returncode == 0, up.stderr
+    assert "launching 1 worker(s) beside the head" in up.stdout  # a new cluster: not after the head
     ready = cloudtik(cloudtik_home, "wait-for-ready", "journey", "--timeout", "60", "--quiet")
     assert ready.returncode == 0 and "workers ready 1 / desired 1" in ready.stdout, ready.stderr
     assert workers(cloudtik_home, "journey") == ["up-to-date"]
