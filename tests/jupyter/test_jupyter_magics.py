@@ -202,8 +202,10 @@ def test_interrupt_stops_up_cleanly_and_a_no_wait_rerun_converges(
     interrupter.join()
     assert isinstance(error, CellError) and str(error).startswith("interrupted: up halt stopped")
     nodes = node_records(cloudtik_home, "halt")
-    assert [r.tags[T.NODE_KIND] for r in nodes] == [T.KIND_HEAD]  # stopped before any worker launched
-    assert nodes[0].tags[T.NODE_STATUS] == "setting-up"
+    # Stopped while the head was set up: the workers launched beside it were never set up.
+    kinds = {r.tags[T.NODE_KIND]: r.tags[T.NODE_STATUS] for r in nodes}
+    assert sorted(r.tags[T.NODE_KIND] for r in nodes) == ["head", "worker", "worker"]
+    assert kinds == {T.KIND_HEAD: "setting-up", T.KIND_WORKER: "pending"}, kinds
 
     release.touch()
     cluster = run(shell, body.replace("--quiet", "--quiet --no-wait"))  # back once the head is ready
