@@ -37,8 +37,27 @@ def background_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+class _Escaped(Exception):
+    """SystemExit or KeyboardInterrupt raised inside a call (rich exits on a closed stdout, for one): a
+    task re-raises those out of the loop, which would end the thread every call shares and leave this
+    call's caller (and every later one) waiting forever. Carried to the caller as this, raised there."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
+async def _guarded(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return await coro
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _Escaped(exc) from exc
+
+
 def submit(coro: Coroutine[Any, Any, T]) -> Future[T]:
-    return asyncio.run_coroutine_threadsafe(coro, background_loop())
+    """`coro` on the private loop; a SystemExit or KeyboardInterrupt it raises ends it (as `_Escaped`,
+    with the original as `.original`), not the loop."""
+    return asyncio.run_coroutine_threadsafe(_guarded(coro), background_loop())
 
 
 class Interrupt:
@@ -82,13 +101,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         stopped.set()
         if task.cancelled():
             result.cancel()
-        elif task.exception() is not None:
-            result.set_exception(task.exception())
+        elif (error := task.exception()) is not None:
+            result.set_exception(error.original if isinstance(error, _Escaped) else error)
         else:
             result.set_result(task.result())
 
     def start() -> None:  # runs in a copy of the caller's context: the task inherits its variables
-        task = loop.create_task(coro)
+        task = loop.create_task(_guarded(coro))
         task.add_done_callback(settle)
         tasks.append(task)
 

@@ -115,3 +115,31 @@ def test_a_cluster_lifetime_in_the_terminal(cloudtik_home: Path, tmp_path: Path)
 
     down = cloudtik(cloudtik_home, "down", "journey", "--yes", "-q")
     assert down.returncode == 0 and node_records(cloudtik_home, "journey") == []
+
+
+def test_up_into_a_pipe_that_closes_exits_and_the_rerun_converges(cloudtik_home: Path, tmp_path: Path) -> None:
+    """`cloudtik up c.yaml | head -2`: the reader goes away after two lines; `up` exits (it hung for good:
+    rich's exit on the broken pipe ended the loop thread every call shares) and `up` again finishes."""
+    config = write(tmp_path / "journey.yaml", 1)
+    up = subprocess.Popen(
+        [CLOUDTIK, "up", str(config), "--yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(cloudtik_home),
+    )
+    try:
+        assert up.stdout is not None
+        assert up.stdout.readline().startswith("Bringing up cluster journey")
+        up.stdout.readline()
+        up.stdout.close()  # `head -2` exits
+        code = up.wait(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait(timeout=10)
+    assert code != 0
+    again = cloudtik(cloudtik_home, "up", str(config), "--yes", "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert workers(cloudtik_home, "journey") == ["up-to-date"]
+    assert cloudtik(cloudtik_home, "down", "journey", "--yes", "--quiet").returncode == 0
