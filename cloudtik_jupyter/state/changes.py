@@ -23,7 +23,14 @@ from ..errors import Timeout
 from .records import Change
 
 CHANNEL = "cloudtik:changes"
+READ_SLICE = 1.0  # seconds a single read waits: a pending cancellation is looked at this often
 CLOSE_TIMEOUT = 2.0  # seconds an unsubscribe may take before its connection is abandoned
+
+
+def _cancel_requested() -> bool:
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    return bool(cancelling and cancelling())
 
 
 class ChangeStream:
@@ -54,7 +61,12 @@ class ChangeStream:
         deadline = time.monotonic() + timeout
         while True:
             remaining = max(0.0, deadline - time.monotonic())
-            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining)
+            slice_ = min(remaining, READ_SLICE)
+            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=slice_)
+            if _cancel_requested():
+                # A read with a timeout can swallow a cancellation that lands as it times out (seen on a
+                # loaded machine: a cancelled watcher reading on for its whole period); honour it here.
+                raise asyncio.CancelledError
             if message is not None and message["type"] == "message":
                 return Change.from_json(message["data"])
             if time.monotonic() >= deadline:
