@@ -191,13 +191,8 @@ def test_changed_host_key_is_refused(cloudtik_home: Path) -> None:
     assert Cluster("pinned").down() == 1
 
 
-def test_head_commands_use_the_remembered_head_and_find_a_replaced_one(
-    cloudtik_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """exec/upload/download/submit/attach on the head go to the head this machine last saw (no cloud call);
-    when that head is gone, one listing finds the new one; a head that cannot be reached and is still
-    the one the cloud lists fails once, with the reason (not tried twice)."""
-    cluster = Cluster(small("remember", workers=0)).up()
+def count_listings(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
+    """The tag filters of every provider listing `cluster` makes from now on (appended as they happen)."""
     provider = cluster._ctx.provider
     listings: list[dict[str, str]] = []
     real_list = provider.list_nodes
@@ -207,6 +202,19 @@ def test_head_commands_use_the_remembered_head_and_find_a_replaced_one(
         return real_list(tags)
 
     monkeypatch.setattr(provider, "list_nodes", counted)
+    return listings
+
+
+def test_head_commands_use_the_remembered_head_and_find_a_replaced_one(
+    cloudtik_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """exec/upload/download/submit/attach on the head go to the head this machine last saw (no cloud call);
+    when that head is gone, one listing finds the new one; a head that cannot be reached and is still
+    the one the cloud lists fails once, with the reason (not tried twice)."""
+    cluster = Cluster(small("remember", workers=0)).up()
+    provider = cluster._ctx.provider
+    real_list = provider.list_nodes
+    listings = count_listings(cluster, monkeypatch)
     assert cluster.exec("echo ok", check=True)[0].stdout == "ok\n"
     (tmp_path / "in.txt").write_text("42")
     cluster.upload(tmp_path / "in.txt", "in.txt")
@@ -250,14 +258,7 @@ def test_info_and_head_ip_read_the_heads_store_not_the_cloud(
     listed = provider.list_nodes({T.CLUSTER: "addresses"})
     head = next(n for n in listed if n.kind == T.KIND_HEAD)
     workers = sorted(n.address.internal_ip for n in listed if n.kind == T.KIND_WORKER)
-    listings: list[dict[str, str]] = []
-    real_list = provider.list_nodes
-
-    def counted(tags: Any) -> Any:
-        listings.append(dict(tags))
-        return real_list(tags)
-
-    monkeypatch.setattr(provider, "list_nodes", counted)
+    listings = count_listings(cluster, monkeypatch)
     info = cluster.info()
     assert info.head_ip == (head.address.external_ip or head.address.internal_ip)
     assert sorted(info.worker_ips) == sorted(cluster.worker_ips()) == workers

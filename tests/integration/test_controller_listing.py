@@ -24,16 +24,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cloudtik_jupyter.cluster.context import ClusterContext
 from cloudtik_jupyter.cluster.updater import plan_for
-from cloudtik_jupyter.config import dump_config, load_config
 from cloudtik_jupyter.head import controller as controller_module
 from cloudtik_jupyter.head.controller import Controller
 from cloudtik_jupyter.providers import tags as T
 from cloudtik_jupyter.providers.base import ListedNode, NodeAddress, NodeSpec
 from cloudtik_jupyter.waiting import wait_for
 
-from .test_controller_ticks import DictProvider, beat, servers, settled_workers  # noqa: F401  (servers: a fixture)
+from .test_controller_ticks import DictProvider, beat, controller_context, servers, settled_workers  # noqa: F401  (servers: a fixture)
 from .test_state_store import RedisFixture
 
 pytestmark = pytest.mark.integration
@@ -98,19 +96,8 @@ async def test_ticks_list_exactly_when_something_could_have_changed(
     tmp_path: Path,
     steps: list[tuple[object, ...]],
 ) -> None:
-    config = load_config(
-        {
-            "cluster_name": "listing",
-            "provider": {"type": "virtual"},
-            "head_node_type": "head",
-            "available_node_types": {"head": {}, "worker": {"min_workers": 0, "max_workers": 20}},
-            "idle_timeout_minutes": 0,
-            "head": {"heartbeat_interval": INTERVAL},
-        }
-    )
     provider = CountingProvider()
-    ctx = ClusterContext(config, provider=provider, state_dir=tmp_path)  # type: ignore[arg-type]
-    ctx.config_file.write_text(dump_config(config))
+    config, ctx = controller_context(provider, tmp_path, "listing", max_workers=20, heartbeat_interval=INTERVAL)
     worker_hash = plan_for(config, T.KIND_WORKER).launch_hash
     head = add_head(provider, "listing")
     ids = settled_workers(provider, "listing", worker_hash, range(2, WORKERS + 2))
@@ -191,19 +178,8 @@ async def test_the_loop_reuses_a_settled_listing_until_something_wakes_it(
 ) -> None:
     """The run loop: periodic ticks of a settled cluster list nothing; a removed node (NODE_REMOVED, as
     `kill-node` publishes) wakes a tick that lists and drops the row."""
-    config = load_config(
-        {
-            "cluster_name": "loop",
-            "provider": {"type": "virtual"},
-            "head_node_type": "head",
-            "available_node_types": {"head": {}, "worker": {"min_workers": 0, "max_workers": 20}},
-            "idle_timeout_minutes": 0,
-            "head": {"controller_interval": 0.1, "heartbeat_interval": 20.0, "heartbeat_timeout": 60.0},
-        }
-    )
     provider = CountingProvider()
-    ctx = ClusterContext(config, provider=provider, state_dir=tmp_path)  # type: ignore[arg-type]
-    ctx.config_file.write_text(dump_config(config))
+    config, ctx = controller_context(provider, tmp_path, "loop", max_workers=20, controller_interval=0.1, heartbeat_interval=20.0, heartbeat_timeout=60.0)
     worker_hash = plan_for(config, T.KIND_WORKER).launch_hash
     ids = settled_workers(provider, "loop", worker_hash, range(2, 5))
     add_head(provider, "loop")
@@ -264,18 +240,8 @@ async def test_a_tick_runs_without_the_cyclic_collector_and_gives_it_back(
     """At 10,000 nodes a listing's records pushed the collector into a ~20 ms full pass in most ticks; a
     tick pauses it and turns it back on after (also when the tick fails), and leaves a pause it did not
     start alone."""
-    config = load_config(
-        {
-            "cluster_name": "gc",
-            "provider": {"type": "virtual"},
-            "head_node_type": "head",
-            "available_node_types": {"head": {}, "worker": {"min_workers": 0, "max_workers": 4}},
-            "idle_timeout_minutes": 0,
-        }
-    )
     provider = CollectorWatchingProvider()
-    ctx = ClusterContext(config, provider=provider, state_dir=tmp_path)  # type: ignore[arg-type]
-    ctx.config_file.write_text(dump_config(config))
+    config, ctx = controller_context(provider, tmp_path, "gc", max_workers=4)
     ids = settled_workers(provider, "gc", plan_for(config, T.KIND_WORKER).launch_hash, range(2, 4))
     add_head(provider, "gc")
     assert gc.isenabled()

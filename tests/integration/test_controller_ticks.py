@@ -17,6 +17,7 @@ import pytest
 from cloudtik_jupyter.cluster.context import ClusterContext
 from cloudtik_jupyter.cluster.updater import plan_for
 from cloudtik_jupyter.config import dump_config, load_config
+from cloudtik_jupyter.config.schema import ClusterConfig
 from cloudtik_jupyter.head.controller import Controller
 from cloudtik_jupyter.providers import tags as T
 from cloudtik_jupyter.providers.base import ListedNode, NodeAddress, NodeSpec
@@ -75,6 +76,26 @@ class DictProvider:
         return self.addresses[node_id]
 
 
+def controller_context(
+    provider: DictProvider, tmp_path: Path, name: str, *, max_workers: int, **head: float
+) -> tuple[ClusterConfig, ClusterContext]:
+    """A config of one worker type (0..`max_workers`, no idle release, `head` settings) and a context on
+    `provider` in `tmp_path`, its record written: what a controller under test runs from."""
+    config = load_config(
+        {
+            "cluster_name": name,
+            "provider": {"type": "virtual"},
+            "head_node_type": "head",
+            "available_node_types": {"head": {}, "worker": {"min_workers": 0, "max_workers": max_workers}},
+            "idle_timeout_minutes": 0,
+            "head": head,
+        }
+    )
+    ctx = ClusterContext(config, provider=provider, state_dir=tmp_path)  # type: ignore[arg-type]
+    ctx.config_file.write_text(dump_config(config))
+    return config, ctx
+
+
 def settled_workers(provider: DictProvider, cluster: str, worker_hash: str, seqs: range) -> list[str]:
     """Up-to-date workers of the current config, one per sequence id: what a settled cluster lists."""
     tags = {
@@ -95,18 +116,8 @@ async def beat(store: StateStore, ids: Sequence[str], ago: float = 0.0) -> None:
 async def test_incremental_ticks_count_settled_workers_and_still_act(
     servers: RedisFixture, tmp_path: Path
 ) -> None:
-    config = load_config(
-        {
-            "cluster_name": "ticks",
-            "provider": {"type": "virtual"},
-            "head_node_type": "head",
-            "available_node_types": {"head": {}, "worker": {"min_workers": 0, "max_workers": 100}},
-            "idle_timeout_minutes": 0,
-        }
-    )
     provider = DictProvider()
-    ctx = ClusterContext(config, provider=provider, state_dir=tmp_path)  # type: ignore[arg-type]
-    ctx.config_file.write_text(dump_config(config))
+    config, ctx = controller_context(provider, tmp_path, "ticks", max_workers=100)
     worker_hash = plan_for(config, T.KIND_WORKER).launch_hash
     ids = settled_workers(provider, "ticks", worker_hash, range(2, WORKERS + 2))
     async with servers.store() as store:
